@@ -1,0 +1,253 @@
+//! The one error type every driver returns.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// A boxed error from a backend, kept as the source of [`Error::Backend`].
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// The result type of every driver operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Whether repeating a failed operation may succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Retry {
+    /// The failure is transient (a timeout, a throttled request, a dropped connection):
+    /// the same call may succeed later.
+    MayHelp,
+    /// The failure will repeat until something else changes (permissions, a full disk,
+    /// a malformed request).
+    Useless,
+}
+
+/// Every failure a storage driver reports.
+///
+/// Every variant carries the name of the driver that produced it, and the variants about a
+/// path carry that path, so a message read in a log names both. The enum is
+/// `#[non_exhaustive]`: match the variants you handle and keep a catch-all arm.
+///
+/// ```
+/// use storagedriver::Error;
+///
+/// let err = Error::path_not_found("filesystem", "/docker/registry/v2/blobs");
+/// assert_eq!(
+///     err.to_string(),
+///     "filesystem: path not found: /docker/registry/v2/blobs"
+/// );
+/// assert!(err.is_not_found());
+/// assert!(!err.may_retry());
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Nothing is stored at the path (Go: `PathNotFoundError`).
+    #[error("{driver}: path not found: {path}")]
+    PathNotFound {
+        /// The driver's registered name.
+        driver: String,
+        /// The path that was asked for.
+        path: String,
+    },
+
+    /// The path breaks the path grammar (Go: `InvalidPathError`); see [`crate::path`].
+    #[error("{driver}: invalid path {path:?}: {reason}")]
+    InvalidPath {
+        /// The driver's registered name.
+        driver: String,
+        /// The path as it was given.
+        path: String,
+        /// Which rule it breaks.
+        reason: String,
+    },
+
+    /// The operation clashes with what is stored: a file written where a directory is, a
+    /// file written below another file, or a move from below a file. Nothing was changed.
+    #[error("{driver}: conflict at {path}: {reason}")]
+    Conflict {
+        /// The driver's registered name.
+        driver: String,
+        /// The path of the operation.
+        path: String,
+        /// What is in the way.
+        reason: String,
+    },
+
+    /// The driver does not offer this operation (Go: `ErrUnsupportedMethod`).
+    /// [`crate::Capabilities`] says in advance which optional operations a driver has.
+    #[error("{driver}: unsupported operation: {operation}")]
+    Unsupported {
+        /// The driver's registered name.
+        driver: String,
+        /// What was asked for, e.g. `url_for` or `append to committed content`.
+        operation: String,
+    },
+
+    /// A [`crate::FileWriter`] was used after `close`, `cancel` or `commit`.
+    #[error("{driver}: writer for {path} is already {state}")]
+    WriterFinished {
+        /// The driver's registered name.
+        driver: String,
+        /// The path the writer was writing.
+        path: String,
+        /// `closed`, `cancelled` or `committed`.
+        state: String,
+    },
+
+    /// A driver parameter is unknown, missing or has a bad value.
+    #[error("{driver}: parameter {key:?}: {reason}")]
+    InvalidParameter {
+        /// The driver's registered name.
+        driver: String,
+        /// The parameter's key.
+        key: String,
+        /// What was wrong, and what was expected.
+        reason: String,
+    },
+
+    /// The backend failed (Go: `storagedriver.Error`).
+    #[error("{driver}: {operation} {path}: {source}", path = .path.as_deref().unwrap_or(""))]
+    Backend {
+        /// The driver's registered name.
+        driver: String,
+        /// The operation that failed, e.g. `put_content`.
+        operation: String,
+        /// The path of the operation, when there is one.
+        path: Option<String>,
+        /// Whether repeating the call may help.
+        retry: Retry,
+        /// The backend's own error.
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl Error {
+    /// A [`Error::PathNotFound`] for `path`.
+    pub fn path_not_found(driver: impl Into<String>, path: impl Into<String>) -> Self {
+        Error::PathNotFound {
+            driver: driver.into(),
+            path: path.into(),
+        }
+    }
+
+    /// An [`Error::Unsupported`] for `operation`.
+    pub fn unsupported(driver: impl Into<String>, operation: impl Into<String>) -> Self {
+        Error::Unsupported {
+            driver: driver.into(),
+            operation: operation.into(),
+        }
+    }
+
+    /// A [`Error::Conflict`] at `path`.
+    pub fn conflict(
+        driver: impl Into<String>,
+        path: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::Conflict {
+            driver: driver.into(),
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// An [`Error::InvalidParameter`] for `key`.
+    pub fn invalid_parameter(
+        driver: impl Into<String>,
+        key: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::InvalidParameter {
+            driver: driver.into(),
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// A [`Error::Backend`] wrapping `source`.
+    pub fn backend(
+        driver: impl Into<String>,
+        operation: impl Into<String>,
+        path: Option<&str>,
+        retry: Retry,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::Backend {
+            driver: driver.into(),
+            operation: operation.into(),
+            path: path.map(str::to_owned),
+            retry,
+            source: source.into(),
+        }
+    }
+
+    /// The name of the driver that reported the error.
+    pub fn driver(&self) -> &str {
+        match self {
+            Error::PathNotFound { driver, .. }
+            | Error::InvalidPath { driver, .. }
+            | Error::Conflict { driver, .. }
+            | Error::Unsupported { driver, .. }
+            | Error::WriterFinished { driver, .. }
+            | Error::InvalidParameter { driver, .. }
+            | Error::Backend { driver, .. } => driver,
+        }
+    }
+
+    /// The path the error is about, when it is about one.
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Error::PathNotFound { path, .. }
+            | Error::InvalidPath { path, .. }
+            | Error::Conflict { path, .. }
+            | Error::WriterFinished { path, .. } => Some(path),
+            Error::Backend { path, .. } => path.as_deref(),
+            Error::Unsupported { .. } | Error::InvalidParameter { .. } => None,
+        }
+    }
+
+    /// True for [`Error::PathNotFound`].
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::PathNotFound { .. })
+    }
+
+    /// Whether repeating the same call may succeed. Only a [`Error::Backend`] error marked
+    /// [`Retry::MayHelp`] says yes: every other variant describes a state that a retry does
+    /// not change.
+    pub fn may_retry(&self) -> bool {
+        matches!(
+            self,
+            Error::Backend {
+                retry: Retry::MayHelp,
+                ..
+            }
+        )
+    }
+}
+
+impl From<Error> for std::io::Error {
+    fn from(err: Error) -> Self {
+        let kind = match &err {
+            Error::PathNotFound { .. } => std::io::ErrorKind::NotFound,
+            Error::InvalidPath { .. } | Error::InvalidParameter { .. } => {
+                std::io::ErrorKind::InvalidInput
+            }
+            Error::Unsupported { .. } => std::io::ErrorKind::Unsupported,
+            _ => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, err)
+    }
+}
+
+/// A plain message used as the source of a [`Error::Backend`] when the backend gave only text
+/// (for example an error that crossed a process boundary).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message(pub String);
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for Message {}
