@@ -61,9 +61,10 @@ fn after_hint(path: &str, hint: Option<&str>) -> bool {
     hint.is_none_or(|h| walk_order(path, h) == Ordering::Greater)
 }
 
-/// True when a directory must be entered even though it is not reported: the hint lies below it.
+/// True when a directory must be entered even though it is not reported: the hint is the
+/// directory itself or lies below it, so some of its entries come after the hint.
 fn leads_to_hint(dir: &str, hint: Option<&str>) -> bool {
-    hint.is_some_and(|h| crate::path::is_within(dir, h) && dir != h)
+    hint.is_some_and(|h| crate::path::is_within(dir, h))
 }
 
 /// The generic walk every driver gets by default (Go: `WalkFallback`): `list` each directory,

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace, as CI does: the crates' unit, integration and doc tests
+# (the conformance suite for every driver among them), and the out-of-workspace example driver
+# that proves the suite's macros work for a third-party crate.
+#
+# Environment: STORAGEDRIVER_SUITE=full runs the Go sizes (5 GiB stream, 32 writers × 32 MiB);
+# STORAGEDRIVER_REQUIRE_SERVERS=1 (set here) turns a skipped server-backed fixture into a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export STORAGEDRIVER_REQUIRE_SERVERS="${STORAGEDRIVER_REQUIRE_SERVERS:-1}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+
+echo "== cargo test --workspace"
+cargo test --workspace --locked
+
+echo "== examples/custom-driver: the suite on a driver outside the workspace"
+CARGO_TARGET_DIR="$target_dir" cargo test --manifest-path examples/custom-driver/Cargo.toml --locked

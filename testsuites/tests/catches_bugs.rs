@@ -1,0 +1,174 @@
+//! The suite catches classic driver bugs: each buggy driver below wraps the in-memory driver,
+//! breaks one rule, and must fail the behaviour named after that rule, while the plain driver
+//! passes it.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use driver_inmemory::InMemoryDriver;
+use storagedriver::{
+    ByteStream, Capabilities, Error, FileInfo, FileWriter, Result, StorageDriver, UrlOptions,
+};
+use testsuites::{CASES, Fixture, make_fixture, run_case};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bug {
+    /// Deleting `/a/b` also deletes `/a/bc` (a raw prefix delete).
+    PrefixDelete,
+    /// `list` returns children in reverse order.
+    UnsortedList,
+    /// `list` of a missing directory is an empty list.
+    MissingDirListedEmpty,
+    /// `put_content` publishes the first half before the whole.
+    TornPut,
+    /// `writer(path, true)` forgets the resumed bytes.
+    AppendLosesResumed,
+    /// InvalidPath comes back as PathNotFound.
+    InvalidPathAsNotFound,
+}
+
+#[derive(Debug)]
+struct Buggy {
+    inner: InMemoryDriver,
+    bug: Bug,
+}
+
+impl Buggy {
+    fn map_err<T>(&self, result: Result<T>) -> Result<T> {
+        match result {
+            Err(Error::InvalidPath { driver, path, .. }) if self.bug == Bug::InvalidPathAsNotFound => {
+                Err(Error::PathNotFound { driver, path })
+            }
+            other => other,
+        }
+    }
+}
+
+#[async_trait]
+impl StorageDriver for Buggy {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn get_content(&self, path: &str) -> Result<Bytes> {
+        self.map_err(self.inner.get_content(path).await)
+    }
+    async fn put_content(&self, path: &str, content: Bytes) -> Result<()> {
+        if self.bug == Bug::TornPut && content.len() > 1 {
+            self.inner.put_content(path, content.slice(..content.len() / 2)).await?;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        self.map_err(self.inner.put_content(path, content).await)
+    }
+    async fn reader(&self, path: &str, offset: u64) -> Result<ByteStream> {
+        self.map_err(self.inner.reader(path, offset).await)
+    }
+    async fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>> {
+        if self.bug == Bug::AppendLosesResumed && append {
+            if let Ok(mut resumed) = self.inner.writer(path, true).await {
+                if resumed.size() > 0 {
+                    resumed.cancel().await?;
+                    return self.inner.writer(path, false).await;
+                }
+                return Ok(resumed);
+            }
+        }
+        self.map_err(self.inner.writer(path, append).await)
+    }
+    async fn stat(&self, path: &str) -> Result<FileInfo> {
+        self.map_err(self.inner.stat(path).await)
+    }
+    async fn list(&self, path: &str) -> Result<Vec<String>> {
+        let result = self.map_err(self.inner.list(path).await);
+        match (self.bug, result) {
+            (Bug::UnsortedList, Ok(mut children)) => {
+                children.reverse();
+                Ok(children)
+            }
+            (Bug::MissingDirListedEmpty, Err(Error::PathNotFound { .. })) => Ok(Vec::new()),
+            (_, other) => other,
+        }
+    }
+    async fn rename(&self, source: &str, dest: &str) -> Result<()> {
+        self.map_err(self.inner.rename(source, dest).await)
+    }
+    async fn delete(&self, path: &str) -> Result<()> {
+        if self.bug == Bug::PrefixDelete {
+            if let Some(parent) = storagedriver::path::parent(path) {
+                let siblings = self.inner.list(parent).await.unwrap_or_default();
+                for sibling in siblings.iter().filter(|s| s.starts_with(path) && s.as_str() != path) {
+                    self.inner.delete(sibling).await?;
+                }
+            }
+        }
+        self.map_err(self.inner.delete(path).await)
+    }
+    async fn url_for(&self, path: &str, options: &UrlOptions) -> Result<String> {
+        self.map_err(self.inner.url_for(path, options).await)
+    }
+}
+
+/// Runs the case `name` on a fresh driver with `bug` (or the plain driver) and says whether it
+/// passed.
+fn passes(name: &str, bug: Option<Bug>) -> bool {
+    let case = match CASES.iter().find(|(n, _)| *n == name) {
+        Some((_, case)) => *case,
+        None => panic!("no case named {name}"),
+    };
+    let make = make_fixture(move || async move {
+        let inner = InMemoryDriver::new();
+        let driver: Arc<dyn StorageDriver> = match bug {
+            Some(bug) => Arc::new(Buggy { inner, bug }),
+            None => Arc::new(inner),
+        };
+        Fixture::new(driver)
+    });
+    catch_unwind(AssertUnwindSafe(|| run_case(name, case, make))).is_ok()
+}
+
+fn assert_caught(bug: Bug, behaviour: &str) {
+    assert!(passes(behaviour, None), "{behaviour} fails on the plain in-memory driver");
+    assert!(!passes(behaviour, Some(bug)), "{behaviour} did not catch {bug:?}");
+}
+
+#[test]
+fn prefix_delete_fails_delete_only_subpaths() {
+    assert_caught(Bug::PrefixDelete, "delete_only_subpaths");
+}
+
+#[test]
+fn unsorted_list_fails_list_sorted() {
+    assert_caught(Bug::UnsortedList, "list_sorted");
+}
+
+#[test]
+fn missing_directory_listed_empty_fails_list_missing_directory() {
+    assert_caught(Bug::MissingDirListedEmpty, "list_missing_directory");
+}
+
+#[test]
+fn torn_put_fails_concurrent_put_same_path() {
+    assert_caught(Bug::TornPut, "concurrent_put_same_path");
+}
+
+#[test]
+fn append_losing_resumed_bytes_fails_append_resume_small_chunks() {
+    assert_caught(Bug::AppendLosesResumed, "append_resume_small_chunks");
+}
+
+#[test]
+fn invalid_path_as_not_found_fails_invalid_paths() {
+    assert_caught(Bug::InvalidPathAsNotFound, "invalid_paths");
+}
+
+#[test]
+fn the_model_test_catches_every_bug_it_can_reach() {
+    for bug in [Bug::UnsortedList, Bug::MissingDirListedEmpty, Bug::AppendLosesResumed] {
+        assert!(!passes("model_random_operations", Some(bug)), "the model test did not catch {bug:?}");
+    }
+}
