@@ -17,12 +17,12 @@ use crate::error::backend;
 ///
 /// - A multi-thread tokio runtime: [`tokio::task::block_in_place`], on the calling thread,
 ///   while the runtime moves its other tasks to another worker. A filesystem call is short
-///   (tens of microseconds for a small file), and handing it to another thread and back
-///   costs as much again on a small machine: measured on the development VM, a 1 KiB
-///   `put_content` in a loop took 80-100 µs this way against 120-200 µs through
-///   `spawn_blocking`, for 76-85 µs of raw syscalls. The price: futures joined inside one
-///   task (`join!`, `join_all`) run their filesystem calls one after the other; spawn tasks
-///   for parallel I/O.
+///   (a few microseconds for a small file in the page cache), and handing it to another
+///   thread and back costs several times that on a small machine. Measured on the
+///   development VM (2 cores) on tmpfs, a loop of 1 KiB `put_content`s took 7-10 µs per put
+///   this way, the same as the raw syscalls (6-9 µs), against 34-42 µs through
+///   `spawn_blocking`. The price: futures joined inside one task (`join!`, `join_all`) run
+///   their filesystem calls one after the other; spawn tasks for parallel I/O.
 /// - A current-thread runtime (where `block_in_place` is not allowed):
 ///   [`tokio::task::spawn_blocking`]. The permit moves into the blocking task, so it is held
 ///   as long as the thread works, even when the awaiting future is dropped.
@@ -73,7 +73,7 @@ impl Blocking {
                 match (ran, slot) {
                     (Ok(Some(result)), _) => {
                         drop(permit);
-                        return result.unwrap_or_else(|_| panicked());
+                        result.unwrap_or_else(|_| panicked())
                     }
                     (_, Some(f)) => spawn_blocking(operation, path, permit, f).await,
                     (_, None) => {

@@ -60,8 +60,8 @@ impl Inner {
 /// - `put_content`, `commit` and `rename` replace a directory that holds no visible file (for
 ///   example one holding only an uncommitted upload) as if it were not there, dropping the
 ///   uploads in it; over a directory with content they are [`Error::Conflict`].
-/// - `delete` of a file leaves an uncommitted upload for that same path (it is not below the
-///   path); `delete` of a directory removes the uploads below it.
+/// - `delete` removes the uncommitted upload of the path itself and every upload below it;
+///   a path holding only an upload is [`Error::PathNotFound`] and keeps it.
 /// - `rename` does not move the source's uncommitted upload.
 /// - Directories left empty by `delete`, `rename` and `cancel` are removed, up to the root.
 ///
@@ -291,6 +291,11 @@ fn delete_blocking(inner: &Inner, path: &str) -> Result<()> {
         fs::remove_file(&full)
     };
     removed.map_err(|e| lookup_error("delete", path, e))?;
+    // The path's own uncommitted upload goes with it, like those below it.
+    match fs::remove_file(staging::upload_path(&full)) {
+        Err(e) if !is_not_found(&e) => return Err(io_error("delete", path, e)),
+        _ => {}
+    }
     if let Some(dir) = full.parent() {
         staging::prune_empty_dirs(inner.root(), dir);
     }

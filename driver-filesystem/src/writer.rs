@@ -4,7 +4,7 @@
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -13,7 +13,7 @@ use storagedriver::{Error, FileWriter, Result, Retry, WriterState};
 
 use crate::blocking::Blocking;
 use crate::driver::Inner;
-use crate::error::{DRIVER_NAME, backend, io_error, is_not_found};
+use crate::error::{DRIVER_NAME, backend, io_error, is_not_found, lookup_error};
 use crate::staging::{self, Create};
 
 /// Writes smaller than this are copied into one buffer; larger ones are kept as they came.
@@ -60,7 +60,7 @@ impl fmt::Debug for FsWriter {
 }
 
 /// Opens the upload of a new writer: `<target>#upload` created or truncated, parents created.
-fn start(target: &std::path::Path, path: &str) -> Result<File> {
+fn start(target: &Path, path: &str) -> Result<File> {
     let upload = staging::upload_path(target);
     staging::create_file(&upload, Create::Truncate).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => backend("writer", Some(path), Retry::MayHelp, e),
@@ -69,7 +69,7 @@ fn start(target: &std::path::Path, path: &str) -> Result<File> {
 }
 
 /// Opens the upload of a resuming writer, with its length; see [`FsWriter::open`].
-fn resume(target: &std::path::Path, path: &str) -> Result<(File, u64)> {
+fn resume(target: &Path, path: &str) -> Result<(File, u64)> {
     let upload = staging::upload_path(target);
     match OpenOptions::new().append(true).open(&upload) {
         Ok(file) => {
@@ -87,7 +87,7 @@ fn resume(target: &std::path::Path, path: &str) -> Result<(File, u64)> {
                     "append to committed content",
                 )),
                 Ok(_) => Err(Error::path_not_found(DRIVER_NAME, path)),
-                Err(e) => Err(crate::error::lookup_error("writer", path, e)),
+                Err(e) => Err(lookup_error("writer", path, e)),
             }
         }
         Err(e) => Err(io_error("writer", path, e)),
@@ -110,13 +110,13 @@ impl FsWriter {
     ) -> Result<Self> {
         let (file, flushed) = {
             let target = target.clone();
-            let path = path.to_owned();
+            let owned = path.to_owned();
             blocking
-                .run("writer", &path.clone(), move || {
+                .run("writer", path, move || {
                     if append {
-                        resume(&target, &path)
+                        resume(&target, &owned)
                     } else {
-                        start(&target, &path).map(|file| (file, 0))
+                        start(&target, &owned).map(|file| (file, 0))
                     }
                 })
                 .await?
@@ -221,6 +221,7 @@ impl FileWriter for FsWriter {
         self.flushed + self.buffered as u64
     }
 
+    #[tracing::instrument(level = "debug", skip(self), fields(driver = DRIVER_NAME, path = %self.path))]
     async fn close(&mut self) -> Result<()> {
         if self.state != WriterState::Open {
             return Ok(());
@@ -231,6 +232,7 @@ impl FileWriter for FsWriter {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", skip(self), fields(driver = DRIVER_NAME, path = %self.path))]
     async fn cancel(&mut self) -> Result<()> {
         self.state.ensure_open(DRIVER_NAME, &self.path)?;
         self.state = WriterState::Cancelled;
@@ -253,9 +255,15 @@ impl FileWriter for FsWriter {
             .await
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip(self),
+        fields(driver = DRIVER_NAME, path = %self.path, size = self.size())
+    )]
     async fn commit(&mut self) -> Result<()> {
         self.state.ensure_open(DRIVER_NAME, &self.path)?;
         let fsync = self.inner.config.fsync();
+        let total = self.size();
         let chunks = self.take_buffered();
         let mut file = self.take_file()?;
         let upload = self.upload.clone();
@@ -289,11 +297,13 @@ impl FileWriter for FsWriter {
         match outcome {
             Commit::Done => {
                 self.state = WriterState::Committed;
+                self.flushed = total;
                 Ok(())
             }
             Commit::Unsynced(error) => {
                 // Published, but the directory may not be on the disk yet.
                 self.state = WriterState::Committed;
+                self.flushed = total;
                 Err(error)
             }
             Commit::Failed { file, len, error } => {
@@ -304,6 +314,20 @@ impl FileWriter for FsWriter {
                 }
                 Err(error)
             }
+        }
+    }
+}
+
+impl Drop for FsWriter {
+    /// Keeps what was flushed (the upload stays resumable); bytes still buffered are lost.
+    fn drop(&mut self) {
+        if self.state == WriterState::Open && self.buffered > 0 {
+            tracing::debug!(
+                driver = DRIVER_NAME,
+                path = %self.path,
+                lost = self.buffered,
+                "writer dropped without close, cancel or commit"
+            );
         }
     }
 }

@@ -214,6 +214,11 @@ async fn resume_from_a_new_driver_instance() -> TestResult {
     }
     assert_eq!(w.size(), part.len() as u64 + 4 + 3200);
     w.commit().await?;
+    assert_eq!(
+        w.size(),
+        part.len() as u64 + 4 + 3200,
+        "size() after commit"
+    );
     let got = second.get_content("/uploads/blob").await?;
     assert_eq!(got.len() as u64, part.len() as u64 + 4 + 3200);
     assert_eq!(&got[..part.len()], &part[..]);
@@ -468,6 +473,30 @@ async fn delete_only_the_path_and_below() -> TestResult {
     assert!(!dir.path().join("a").exists());
     assert!(dir.path().is_dir());
     assert_eq!(d.list("/").await?, Vec::<String>::new());
+    Ok(())
+}
+
+#[tokio::test]
+async fn delete_takes_the_paths_own_upload_but_not_a_lone_one() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let d = driver(dir.path());
+    d.put_content("/f", Bytes::from_static(b"committed"))
+        .await?;
+    let mut w = d.writer("/f", false).await?;
+    w.write(Bytes::from_static(b"pending")).await?;
+    w.close().await?;
+    d.delete("/f").await?;
+    assert!(!dir.path().join("f#upload").exists());
+    assert!(d.writer("/f", true).await.is_err_and(|e| e.is_not_found()));
+
+    // Only an upload: nothing to delete, and the upload stays resumable.
+    let mut w = d.writer("/g", false).await?;
+    w.write(Bytes::from_static(b"pending")).await?;
+    w.close().await?;
+    assert!(d.delete("/g").await.is_err_and(|e| e.is_not_found()));
+    let mut w = d.writer("/g", true).await?;
+    assert_eq!(w.size(), 7);
+    w.cancel().await?;
     Ok(())
 }
 

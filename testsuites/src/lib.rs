@@ -2,7 +2,7 @@
 //! and the suite's benchmarks.
 //!
 //! - [`register_in_process_suite!`] generates one test per behaviour in a driver crate's test
-//!   target.
+//!   target; [`register_ipc_suite!`] does the same against a driver executable over IPC.
 //! - [`behaviors`] holds the behaviours as plain public async functions taking the driver, to
 //!   run by hand.
 //! - [`bench`] runs the suite's benchmarks (put/get, writer/reader, list, delete) on any driver.
@@ -46,6 +46,7 @@ pub use fixture::{Fixture, MakeFixture, Reopen, make_fixture};
 pub use runner::run_case;
 pub use sizes::Sizes;
 
+pub use serde_json;
 pub use storagedriver;
 pub use tempfile;
 

@@ -26,6 +26,47 @@ macro_rules! register_in_process_suite {
     };
 }
 
+/// Generates one `#[test]` per behaviour of the contract, like
+/// [`register_in_process_suite!`], run against a driver executable through the IPC client: each
+/// test creates the driver by name through a factory registry whose search path holds the
+/// executable, so the factory's fallback starts it as a child process.
+///
+/// `parameters` is a closure that gets a fresh temporary directory and returns the driver's
+/// parameters as a JSON value (use `testsuites::serde_json::json!`).
+///
+/// ```ignore
+/// // tests/ipc_conformance.rs of a driver crate with a `registry-storage-mydriver` binary
+/// testsuites::register_ipc_suite!(
+///     driver = "mydriver",
+///     executable = env!("CARGO_BIN_EXE_registry-storage-mydriver"),
+///     parameters = |root| testsuites::serde_json::json!({ "rootdirectory": root }),
+/// );
+/// ```
+#[macro_export]
+macro_rules! register_ipc_suite {
+    (driver = $name:expr, executable = $exe:expr, parameters = $params:expr $(,)?) => {
+        $crate::__for_each_case!(__ipc_tests!($name, $exe, $params));
+    };
+}
+
+/// Expands to one `#[test]` per case name, running it over IPC.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ipc_tests {
+    (($name:expr, $exe:expr, $params:expr) $($case:ident,)*) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::run_case(
+                    ::core::stringify!($case),
+                    $crate::cases::$case,
+                    $crate::ipc::ipc_fixture($name, $exe, $params),
+                );
+            }
+        )*
+    };
+}
+
 /// Calls `$crate::$callback!{ (args) case, case, ... }` with every case name: the one list of
 /// the suite's tests.
 #[doc(hidden)]

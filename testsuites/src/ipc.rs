@@ -1,0 +1,65 @@
+//! Fixtures for running the suite against a driver executable over IPC, through the factory's
+//! fallback path (`registry-storage-<name>` found on a search path, driven by the IPC client).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::Value;
+use storagedriver::{Parameters, StorageDriver};
+use storagedriver_factory::Registry;
+
+use crate::fixture::{Fixture, MakeFixture, make_fixture};
+
+/// Creates the driver `name` through a registry with no factories whose search path is the
+/// directory of `executable`, so the factory falls back to starting that executable.
+///
+/// # Panics
+///
+/// When `executable` is not named `registry-storage-<name>`, or the driver cannot start: the
+/// test fails with the factory's error (which carries the child's stderr).
+pub async fn spawn_driver(name: &str, executable: &Path, parameters: &Parameters) -> Arc<dyn StorageDriver> {
+    let expected = storagedriver_factory::executable_name(name);
+    assert!(
+        executable.file_name().is_some_and(|f| f == expected.as_str()),
+        "{} is not named {expected}",
+        executable.display()
+    );
+    let dir = executable.parent().unwrap_or(Path::new("."));
+    let registry = Registry::empty().with_search_path([dir]);
+    match registry.create(name, parameters).await {
+        Ok(driver) => driver,
+        Err(e) => panic!("cannot start {}: {e}", executable.display()),
+    }
+}
+
+/// A [`MakeFixture`] whose fixtures each start the executable on a fresh temporary directory:
+/// `parameters` gets that directory (a driver without storage can ignore it) and returns the
+/// driver's parameters as a JSON object. Reopening starts a second child with the same
+/// parameters, so persistent drivers resume writers across processes.
+pub fn ipc_fixture<F>(name: &'static str, executable: &'static str, parameters: F) -> MakeFixture
+where
+    F: Fn(&Path) -> Value + Send + Sync + 'static,
+{
+    let parameters = Arc::new(parameters);
+    make_fixture(move || {
+        let parameters = parameters.clone();
+        async move {
+            let dir = match tempfile::tempdir() {
+                Ok(dir) => dir,
+                Err(e) => panic!("cannot create a temporary directory: {e}"),
+            };
+            let params: Parameters = match serde_json::from_value(parameters(dir.path())) {
+                Ok(params) => params,
+                Err(e) => panic!("the parameters of {name} are not a JSON object: {e}"),
+            };
+            let driver = spawn_driver(name, Path::new(executable), &params).await;
+            let params = Arc::new(params);
+            Fixture::new(driver)
+                .with_reopen(move || {
+                    let params = params.clone();
+                    async move { spawn_driver(name, Path::new(executable), &params).await }
+                })
+                .with_guard(dir)
+        }
+    })
+}
