@@ -6,7 +6,10 @@ use driver_inmemory::InMemoryDriver;
 use testsuites::bench::{BenchConfig, markdown_table, run_suite_benchmarks};
 
 fn main() {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => panic!("cannot start a tokio runtime: {e}"),
     };

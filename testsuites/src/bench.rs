@@ -59,7 +59,10 @@ impl BenchConfig {
     /// `STORAGEDRIVER_BENCH_1GB=0` (skip the 1 GiB benchmarks) and `STORAGEDRIVER_BENCH_FILTER`.
     pub fn from_env() -> Self {
         let mut config = BenchConfig::default();
-        if let Some(secs) = std::env::var("STORAGEDRIVER_BENCH_SECONDS").ok().and_then(|s| s.parse::<f64>().ok()) {
+        if let Some(secs) = std::env::var("STORAGEDRIVER_BENCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+        {
             config.min_time = Duration::from_secs_f64(secs);
         }
         if std::env::var("STORAGEDRIVER_BENCH_1GB").is_ok_and(|v| v == "0") {
@@ -90,13 +93,20 @@ pub struct BenchResult {
 impl BenchResult {
     /// `bytes` over `per_op`, in MB/s (10^6 bytes), when the benchmark moves bytes.
     pub fn mb_per_s(&self) -> Option<f64> {
-        (self.bytes > 0 && !self.per_op.is_zero()).then(|| self.bytes as f64 / self.per_op.as_secs_f64() / 1e6)
+        (self.bytes > 0 && !self.per_op.is_zero())
+            .then(|| self.bytes as f64 / self.per_op.as_secs_f64() / 1e6)
     }
 }
 
 /// Times `op` (which gets the iteration number) until the config's minimum time and count.
 /// `setup` runs before each operation, outside the timing.
-pub async fn measure<S, SF, O, OF>(name: &str, bytes: u64, config: &BenchConfig, mut setup: S, mut op: O) -> BenchResult
+pub async fn measure<S, SF, O, OF>(
+    name: &str,
+    bytes: u64,
+    config: &BenchConfig,
+    mut setup: S,
+    mut op: O,
+) -> BenchResult
 where
     S: FnMut(u64) -> SF,
     SF: Future<Output = ()>,
@@ -128,10 +138,18 @@ fn must<T>(result: Result<T>, what: &str) -> T {
     }
 }
 
-const FILE_SIZES: &[(&str, u64)] = &[("Empty", 0), ("1KB", 1 << 10), ("1MB", 1 << 20), ("1GB", 1 << 30)];
+const FILE_SIZES: &[(&str, u64)] = &[
+    ("Empty", 0),
+    ("1KB", 1 << 10),
+    ("1MB", 1 << 20),
+    ("1GB", 1 << 30),
+];
 
 /// Runs every benchmark of the suite on `driver` (an empty store it may fill and clean).
-pub async fn run_suite_benchmarks(driver: &dyn StorageDriver, config: &BenchConfig) -> Vec<BenchResult> {
+pub async fn run_suite_benchmarks(
+    driver: &dyn StorageDriver,
+    config: &BenchConfig,
+) -> Vec<BenchResult> {
     let mut results = Vec::new();
     for &(label, size) in FILE_SIZES {
         if size == 1 << 30 && !config.one_gib {
@@ -161,18 +179,33 @@ pub async fn run_suite_benchmarks(driver: &dyn StorageDriver, config: &BenchConf
     results
 }
 
-async fn put_get(d: &dyn StorageDriver, name: &str, size: u64, config: &BenchConfig) -> BenchResult {
+async fn put_get(
+    d: &dyn StorageDriver,
+    name: &str,
+    size: u64,
+    config: &BenchConfig,
+) -> BenchResult {
     let content = random_bytes(size, size as usize);
     let dir = format!("/bench/{name}");
-    let result = measure(name, size, config, |_| async {}, |i| {
-        let content = content.clone();
-        let path = format!("{dir}/{i}");
-        async move {
-            must(d.put_content(&path, content).await, "put_content");
-            let got = must(d.get_content(&path).await, "get_content");
-            assert_eq!(got.len() as u64, size, "{name}: get_content returned the wrong size");
-        }
-    })
+    let result = measure(
+        name,
+        size,
+        config,
+        |_| async {},
+        |i| {
+            let content = content.clone();
+            let path = format!("{dir}/{i}");
+            async move {
+                must(d.put_content(&path, content).await, "put_content");
+                let got = must(d.get_content(&path).await, "get_content");
+                assert_eq!(
+                    got.len() as u64,
+                    size,
+                    "{name}: get_content returned the wrong size"
+                );
+            }
+        },
+    )
     .await;
     must(d.delete(&dir).await, "cleanup");
     result
@@ -181,49 +214,75 @@ async fn put_get(d: &dyn StorageDriver, name: &str, size: u64, config: &BenchCon
 async fn stream(d: &dyn StorageDriver, name: &str, size: u64, config: &BenchConfig) -> BenchResult {
     let chunk = random_bytes(size, (size as usize).min(1 << 20));
     let dir = format!("/bench/{name}");
-    let result = measure(name, size, config, |_| async {}, |i| {
-        let path = format!("{dir}/{i}");
-        let chunk = chunk.clone();
-        async move {
-            let mut writer = must(d.writer(&path, false).await, "writer");
-            let mut left = size;
-            while left > 0 {
-                let n = left.min(chunk.len() as u64);
-                must(writer.write(chunk.slice(..n as usize)).await, "write");
-                left -= n;
+    let result = measure(
+        name,
+        size,
+        config,
+        |_| async {},
+        |i| {
+            let path = format!("{dir}/{i}");
+            let chunk = chunk.clone();
+            async move {
+                let mut writer = must(d.writer(&path, false).await, "writer");
+                let mut left = size;
+                while left > 0 {
+                    let n = left.min(chunk.len() as u64);
+                    must(writer.write(chunk.slice(..n as usize)).await, "write");
+                    left -= n;
+                }
+                must(writer.commit().await, "commit");
+                let mut stream = must(d.reader(&path, 0).await, "reader");
+                let mut read = 0u64;
+                while let Some(chunk) = must(stream.try_next().await, "read") {
+                    read += chunk.len() as u64;
+                }
+                assert_eq!(read, size, "{name}: the reader returned the wrong size");
             }
-            must(writer.commit().await, "commit");
-            let mut stream = must(d.reader(&path, 0).await, "reader");
-            let mut read = 0u64;
-            while let Some(chunk) = must(stream.try_next().await, "read") {
-                read += chunk.len() as u64;
-            }
-            assert_eq!(read, size, "{name}: the reader returned the wrong size");
-        }
-    })
+        },
+    )
     .await;
     must(d.delete(&dir).await, "cleanup");
     result
 }
 
-async fn list(d: &dyn StorageDriver, name: &str, count: usize, config: &BenchConfig) -> BenchResult {
+async fn list(
+    d: &dyn StorageDriver,
+    name: &str,
+    count: usize,
+    config: &BenchConfig,
+) -> BenchResult {
     let dir = format!("/bench/{name}");
     for i in 0..count {
-        must(d.put_content(&format!("{dir}/{i}"), Bytes::from_static(b"x")).await, "put_content");
+        must(
+            d.put_content(&format!("{dir}/{i}"), Bytes::from_static(b"x"))
+                .await,
+            "put_content",
+        );
     }
-    let result = measure(name, 0, config, |_| async {}, |_| {
-        let dir = dir.clone();
-        async move {
-            let listed = must(d.list(&dir).await, "list");
-            assert_eq!(listed.len(), count, "{name}: list returned the wrong count");
-        }
-    })
+    let result = measure(
+        name,
+        0,
+        config,
+        |_| async {},
+        |_| {
+            let dir = dir.clone();
+            async move {
+                let listed = must(d.list(&dir).await, "list");
+                assert_eq!(listed.len(), count, "{name}: list returned the wrong count");
+            }
+        },
+    )
     .await;
     must(d.delete(&dir).await, "cleanup");
     result
 }
 
-async fn delete(d: &dyn StorageDriver, name: &str, count: usize, config: &BenchConfig) -> BenchResult {
+async fn delete(
+    d: &dyn StorageDriver,
+    name: &str,
+    count: usize,
+    config: &BenchConfig,
+) -> BenchResult {
     let dir = format!("/bench/{name}");
     measure(
         name,
@@ -233,7 +292,11 @@ async fn delete(d: &dyn StorageDriver, name: &str, count: usize, config: &BenchC
             let dir = format!("{dir}/{i}");
             async move {
                 for j in 0..count {
-                    must(d.put_content(&format!("{dir}/{j}"), Bytes::from_static(b"x")).await, "put_content");
+                    must(
+                        d.put_content(&format!("{dir}/{j}"), Bytes::from_static(b"x"))
+                            .await,
+                        "put_content",
+                    );
                 }
             }
         },
@@ -250,7 +313,13 @@ pub fn markdown_table(label: &str, results: &[BenchResult]) -> String {
     let mut out = format!("| {label} | iterations | time/op | MB/s |\n|---|---:|---:|---:|\n");
     for r in results {
         let mb = r.mb_per_s().map_or("".to_owned(), |v| format!("{v:.1}"));
-        out.push_str(&format!("| {} | {} | {} | {} |\n", r.name, r.iterations, format_duration(r.per_op), mb));
+        out.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            r.name,
+            r.iterations,
+            format_duration(r.per_op),
+            mb
+        ));
     }
     out
 }

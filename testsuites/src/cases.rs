@@ -16,7 +16,9 @@ pub struct Ctx {
 
 impl std::fmt::Debug for Ctx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ctx").field("fixture", &self.fixture).finish_non_exhaustive()
+        f.debug_struct("Ctx")
+            .field("fixture", &self.fixture)
+            .finish_non_exhaustive()
     }
 }
 
@@ -107,7 +109,11 @@ driver_cases!(
     walk_concurrent_delete,
 );
 
-shared_driver_cases!(concurrent_readers, concurrent_writers, concurrent_put_same_path);
+shared_driver_cases!(
+    concurrent_readers,
+    concurrent_writers,
+    concurrent_put_same_path
+);
 
 /// Runs [`behaviors::append_resume_from_new_instance`] with a second driver instance opened
 /// over the fixture's storage.

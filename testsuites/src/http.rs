@@ -23,7 +23,10 @@ impl fmt::Debug for HttpResponse {
         f.debug_struct("HttpResponse")
             .field("status", &self.status)
             .field("content_length", &self.content_length)
-            .field("body", &String::from_utf8_lossy(&self.body[..self.body.len().min(512)]))
+            .field(
+                "body",
+                &String::from_utf8_lossy(&self.body[..self.body.len().min(512)]),
+            )
             .finish()
     }
 }
@@ -34,16 +37,27 @@ fn fail(url: &str, why: impl Into<BoxError>) -> Error {
 
 /// Sends `method` (GET or HEAD) to an `http://host:port/path?query` URL and reads the reply.
 pub async fn fetch(method: &str, url: &str) -> Result<HttpResponse> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| fail(url, "only http:// URLs are supported"))?;
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| fail(url, "only http:// URLs are supported"))?;
     let (authority, target) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let mut stream = TcpStream::connect(authority).await.map_err(|e| fail(url, e))?;
-    let request = format!("{method} {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.map_err(|e| fail(url, e))?;
+    let mut stream = TcpStream::connect(authority)
+        .await
+        .map_err(|e| fail(url, e))?;
+    let request =
+        format!("{method} {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| fail(url, e))?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.map_err(|e| fail(url, e))?;
+    stream
+        .read_to_end(&mut raw)
+        .await
+        .map_err(|e| fail(url, e))?;
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -58,10 +72,14 @@ pub async fn fetch(method: &str, url: &str) -> Result<HttpResponse> {
     let mut content_length = None;
     let mut chunked = false;
     for line in lines {
-        let Some((name, value)) = line.split_once(':') else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
         if name.eq_ignore_ascii_case("content-length") {
             content_length = value.trim().parse().ok();
-        } else if name.eq_ignore_ascii_case("transfer-encoding") && value.trim().eq_ignore_ascii_case("chunked") {
+        } else if name.eq_ignore_ascii_case("transfer-encoding")
+            && value.trim().eq_ignore_ascii_case("chunked")
+        {
             chunked = true;
         }
     }
@@ -69,7 +87,11 @@ pub async fn fetch(method: &str, url: &str) -> Result<HttpResponse> {
     if chunked {
         body = dechunk(&body).ok_or_else(|| fail(url, "bad chunked body"))?;
     }
-    Ok(HttpResponse { status, content_length, body })
+    Ok(HttpResponse {
+        status,
+        content_length,
+        body,
+    })
 }
 
 fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {

@@ -32,8 +32,8 @@
 //! }
 //! ```
 
-pub mod bench;
 pub mod behaviors;
+pub mod bench;
 pub mod cases;
 pub mod data;
 pub mod fixture;

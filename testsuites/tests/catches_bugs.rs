@@ -39,7 +39,9 @@ struct Buggy {
 impl Buggy {
     fn map_err<T>(&self, result: Result<T>) -> Result<T> {
         match result {
-            Err(Error::InvalidPath { driver, path, .. }) if self.bug == Bug::InvalidPathAsNotFound => {
+            Err(Error::InvalidPath { driver, path, .. })
+                if self.bug == Bug::InvalidPathAsNotFound =>
+            {
                 Err(Error::PathNotFound { driver, path })
             }
             other => other,
@@ -60,7 +62,9 @@ impl StorageDriver for Buggy {
     }
     async fn put_content(&self, path: &str, content: Bytes) -> Result<()> {
         if self.bug == Bug::TornPut && content.len() > 1 {
-            self.inner.put_content(path, content.slice(..content.len() / 2)).await?;
+            self.inner
+                .put_content(path, content.slice(..content.len() / 2))
+                .await?;
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         self.map_err(self.inner.put_content(path, content).await)
@@ -101,7 +105,10 @@ impl StorageDriver for Buggy {
         if self.bug == Bug::PrefixDelete {
             if let Some(parent) = storagedriver::path::parent(path) {
                 let siblings = self.inner.list(parent).await.unwrap_or_default();
-                for sibling in siblings.iter().filter(|s| s.starts_with(path) && s.as_str() != path) {
+                for sibling in siblings
+                    .iter()
+                    .filter(|s| s.starts_with(path) && s.as_str() != path)
+                {
                     self.inner.delete(sibling).await?;
                 }
             }
@@ -132,8 +139,14 @@ fn passes(name: &str, bug: Option<Bug>) -> bool {
 }
 
 fn assert_caught(bug: Bug, behaviour: &str) {
-    assert!(passes(behaviour, None), "{behaviour} fails on the plain in-memory driver");
-    assert!(!passes(behaviour, Some(bug)), "{behaviour} did not catch {bug:?}");
+    assert!(
+        passes(behaviour, None),
+        "{behaviour} fails on the plain in-memory driver"
+    );
+    assert!(
+        !passes(behaviour, Some(bug)),
+        "{behaviour} did not catch {bug:?}"
+    );
 }
 
 #[test]
@@ -168,7 +181,14 @@ fn invalid_path_as_not_found_fails_invalid_paths() {
 
 #[test]
 fn the_model_test_catches_every_bug_it_can_reach() {
-    for bug in [Bug::UnsortedList, Bug::MissingDirListedEmpty, Bug::AppendLosesResumed] {
-        assert!(!passes("model_random_operations", Some(bug)), "the model test did not catch {bug:?}");
+    for bug in [
+        Bug::UnsortedList,
+        Bug::MissingDirListedEmpty,
+        Bug::AppendLosesResumed,
+    ] {
+        assert!(
+            !passes("model_random_operations", Some(bug)),
+            "the model test did not catch {bug:?}"
+        );
     }
 }

@@ -34,7 +34,10 @@ pub async fn concurrent_readers(d: Arc<dyn StorageDriver>) {
 }
 
 async fn write_chunked(d: &dyn StorageDriver, path: &str, content: &Bytes) {
-    let chunks: Vec<Bytes> = (0..content.len()).step_by(1 << 20).map(|i| content.slice(i..(i + (1 << 20)).min(content.len()))).collect();
+    let chunks: Vec<Bytes> = (0..content.len())
+        .step_by(1 << 20)
+        .map(|i| content.slice(i..(i + (1 << 20)).min(content.len())))
+        .collect();
     super::write_commit(d, path, &chunks).await;
 }
 
@@ -63,7 +66,9 @@ pub async fn concurrent_writers(d: Arc<dyn StorageDriver>) {
 /// payload (old or new, never a mix or a torn file), and the survivor is one whole payload.
 pub async fn concurrent_put_same_path(d: Arc<dyn StorageDriver>) {
     let path = "/concurrent/same";
-    let payloads: Vec<Bytes> = (0..8).map(|i| Bytes::from(vec![b'a' + i as u8; 256 * 1024 + i * 1000])).collect();
+    let payloads: Vec<Bytes> = (0..8)
+        .map(|i| Bytes::from(vec![b'a' + i as u8; 256 * 1024 + i * 1000]))
+        .collect();
     put(d.as_ref(), path, payloads[0].clone()).await;
     let is_whole = {
         let payloads = payloads.clone();
@@ -74,7 +79,10 @@ pub async fn concurrent_put_same_path(d: Arc<dyn StorageDriver>) {
         let payload = payloads[i].clone();
         tokio::spawn(async move {
             for _ in 0..5 {
-                ok(d.put_content(path, payload.clone()).await, "concurrent put_content");
+                ok(
+                    d.put_content(path, payload.clone()).await,
+                    "concurrent put_content",
+                );
             }
         })
     });
@@ -84,7 +92,11 @@ pub async fn concurrent_put_same_path(d: Arc<dyn StorageDriver>) {
         tokio::spawn(async move {
             for _ in 0..40 {
                 let got = get(d.as_ref(), path).await;
-                assert!(is_whole(&got), "a reader saw {} bytes that are no whole payload", got.len());
+                assert!(
+                    is_whole(&got),
+                    "a reader saw {} bytes that are no whole payload",
+                    got.len()
+                );
                 tokio::task::yield_now().await;
             }
         })
@@ -96,5 +108,9 @@ pub async fn concurrent_put_same_path(d: Arc<dyn StorageDriver>) {
         }
     }
     let survivor = get(d.as_ref(), path).await;
-    assert!(is_whole(&survivor), "the survivor ({} bytes) is no whole payload", survivor.len());
+    assert!(
+        is_whole(&survivor),
+        "the survivor ({} bytes) is no whole payload",
+        survivor.len()
+    );
 }

@@ -8,7 +8,11 @@ use crate::data::random_bytes;
 
 async fn round_trip(d: &dyn StorageDriver, path: &str, content: Bytes) {
     put(d, path, content.clone()).await;
-    assert_same(&get(d, path).await, &content, &format!("get_content({path}) after put_content"));
+    assert_same(
+        &get(d, path).await,
+        &content,
+        &format!("get_content({path}) after put_content"),
+    );
 }
 
 /// A one-byte file (`a`) reads back.
@@ -33,7 +37,12 @@ pub async fn put_get_1mib(d: &dyn StorageDriver) {
 
 /// Bytes that are not UTF-8 read back unchanged.
 pub async fn put_get_non_utf8(d: &dyn StorageDriver) {
-    round_trip(d, "/put/non-utf8", Bytes::from_static(&[0xff, 0xfe, 0xfd, 0x80, 0x00, 0xc3, 0x28])).await;
+    round_trip(
+        d,
+        "/put/non-utf8",
+        Bytes::from_static(&[0xff, 0xfe, 0xfd, 0x80, 0x00, 0xc3, 0x28]),
+    )
+    .await;
 }
 
 /// An empty file reads back empty.
@@ -47,7 +56,11 @@ pub async fn truncate(d: &dyn StorageDriver) {
     put(d, path, random_bytes(2, 1 << 20)).await;
     let small = random_bytes(3, 1024);
     put(d, path, small.clone()).await;
-    assert_same(&get(d, path).await, &small, "get_content after truncating put");
+    assert_same(
+        &get(d, path).await,
+        &small,
+        "get_content after truncating put",
+    );
     let info = ok(d.stat(path).await, "stat after truncating put");
     assert_eq!(info.size, 1024, "stat size after truncating put");
 }
@@ -57,18 +70,32 @@ pub async fn put_twice(d: &dyn StorageDriver) {
     let path = "/twice/file";
     put(d, path, Bytes::from_static(b"first")).await;
     put(d, path, Bytes::from_static(b"second content")).await;
-    assert_eq!(get(d, path).await, Bytes::from_static(b"second content"), "get after the second put");
+    assert_eq!(
+        get(d, path).await,
+        Bytes::from_static(b"second content"),
+        "get after the second put"
+    );
 }
 
 /// get_content of a missing path is PathNotFound naming the path and the driver.
 pub async fn get_missing(d: &dyn StorageDriver) {
-    assert_not_found(d, d.get_content("/missing/file").await, "/missing/file", "get_content of a missing path");
+    assert_not_found(
+        d,
+        d.get_content("/missing/file").await,
+        "/missing/file",
+        "get_content of a missing path",
+    );
 }
 
 /// get_content of a directory is PathNotFound.
 pub async fn get_directory(d: &dyn StorageDriver) {
     put(d, "/dir/child", Bytes::from_static(b"x")).await;
-    assert_not_found(d, d.get_content("/dir").await, "/dir", "get_content of a directory");
+    assert_not_found(
+        d,
+        d.get_content("/dir").await,
+        "/dir",
+        "get_content of a directory",
+    );
 }
 
 /// A file where a directory is, or below a file, is a Conflict that changes nothing (drivers
@@ -76,14 +103,36 @@ pub async fn get_directory(d: &dyn StorageDriver) {
 pub async fn put_file_dir_conflict(d: &dyn StorageDriver) {
     put(d, "/clash/dir/child", Bytes::from_static(b"child")).await;
     put(d, "/clash/file", Bytes::from_static(b"file")).await;
-    let over_dir = d.put_content("/clash/dir", Bytes::from_static(b"over")).await;
-    let under_file = d.put_content("/clash/file/below", Bytes::from_static(b"below")).await;
+    let over_dir = d
+        .put_content("/clash/dir", Bytes::from_static(b"over"))
+        .await;
+    let under_file = d
+        .put_content("/clash/file/below", Bytes::from_static(b"below"))
+        .await;
     if d.capabilities().detects_file_dir_conflicts {
-        assert!(matches!(over_dir, Err(Error::Conflict { .. })), "put over a directory: {over_dir:?}");
-        assert!(matches!(under_file, Err(Error::Conflict { .. })), "put below a file: {under_file:?}");
+        assert!(
+            matches!(over_dir, Err(Error::Conflict { .. })),
+            "put over a directory: {over_dir:?}"
+        );
+        assert!(
+            matches!(under_file, Err(Error::Conflict { .. })),
+            "put below a file: {under_file:?}"
+        );
         let listed = ok(d.list("/clash").await, "list after conflicts");
-        assert_eq!(listed, ["/clash/dir", "/clash/file"], "the conflicts changed the tree");
+        assert_eq!(
+            listed,
+            ["/clash/dir", "/clash/file"],
+            "the conflicts changed the tree"
+        );
     }
-    assert_eq!(get(d, "/clash/dir/child").await, Bytes::from_static(b"child"), "child survives");
-    assert_eq!(get(d, "/clash/file").await, Bytes::from_static(b"file"), "file survives");
+    assert_eq!(
+        get(d, "/clash/dir/child").await,
+        Bytes::from_static(b"child"),
+        "child survives"
+    );
+    assert_eq!(
+        get(d, "/clash/file").await,
+        Bytes::from_static(b"file"),
+        "file survives"
+    );
 }

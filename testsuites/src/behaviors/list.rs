@@ -36,24 +36,54 @@ pub async fn list_empty_root(d: &dyn StorageDriver) {
 /// Listing a missing directory is PathNotFound, not an empty list.
 pub async fn list_missing_directory(d: &dyn StorageDriver) {
     put(d, "/present/file", Bytes::from_static(b"x")).await;
-    assert_not_found(d, d.list("/present/nonexistent").await, "/present/nonexistent", "list of a missing directory");
-    assert_not_found(d, d.list("/absent").await, "/absent", "list of a missing top-level directory");
+    assert_not_found(
+        d,
+        d.list("/present/nonexistent").await,
+        "/present/nonexistent",
+        "list of a missing directory",
+    );
+    assert_not_found(
+        d,
+        d.list("/absent").await,
+        "/absent",
+        "list of a missing top-level directory",
+    );
 }
 
 /// Listing a file is PathNotFound (a file has no children).
 pub async fn list_file(d: &dyn StorageDriver) {
     put(d, "/listfile/file", Bytes::from_static(b"x")).await;
-    assert_not_found(d, d.list("/listfile/file").await, "/listfile/file", "list of a file");
+    assert_not_found(
+        d,
+        d.list("/listfile/file").await,
+        "/listfile/file",
+        "list of a file",
+    );
 }
 
 /// Directories implied by deeper files are listed once each; only direct children appear.
 pub async fn list_nested(d: &dyn StorageDriver) {
-    for path in ["/nested/a/b/c/file1", "/nested/a/b/c/file2", "/nested/a/b/file3", "/nested/a/x", "/nested/top"] {
+    for path in [
+        "/nested/a/b/c/file1",
+        "/nested/a/b/c/file2",
+        "/nested/a/b/file3",
+        "/nested/a/x",
+        "/nested/top",
+    ] {
         put(d, path, Bytes::from_static(b"x")).await;
     }
-    assert_eq!(ok(d.list("/nested").await, "list(/nested)"), ["/nested/a", "/nested/top"]);
-    assert_eq!(ok(d.list("/nested/a").await, "list(/nested/a)"), ["/nested/a/b", "/nested/a/x"]);
-    assert_eq!(ok(d.list("/nested/a/b").await, "list(/nested/a/b)"), ["/nested/a/b/c", "/nested/a/b/file3"]);
+    assert_eq!(
+        ok(d.list("/nested").await, "list(/nested)"),
+        ["/nested/a", "/nested/top"]
+    );
+    assert_eq!(
+        ok(d.list("/nested/a").await, "list(/nested/a)"),
+        ["/nested/a/b", "/nested/a/x"]
+    );
+    assert_eq!(
+        ok(d.list("/nested/a/b").await, "list(/nested/a/b)"),
+        ["/nested/a/b/c", "/nested/a/b/file3"]
+    );
     assert_eq!(
         ok(d.list("/nested/a/b/c").await, "list(/nested/a/b/c)"),
         ["/nested/a/b/c/file1", "/nested/a/b/c/file2"]

@@ -46,12 +46,28 @@ pub(crate) fn ok<T>(result: Result<T>, what: &str) -> T {
 }
 
 /// Asserts `result` is a PathNotFound for `path` whose message names the driver.
-pub(crate) fn assert_not_found<T: Debug>(driver: &dyn StorageDriver, result: Result<T>, path: &str, what: &str) {
+pub(crate) fn assert_not_found<T: Debug>(
+    driver: &dyn StorageDriver,
+    result: Result<T>,
+    path: &str,
+    what: &str,
+) {
     match result {
         Err(err @ Error::PathNotFound { .. }) => {
-            assert_eq!(err.path(), Some(path), "{what}: PathNotFound names the wrong path: {err}");
-            assert_eq!(err.driver(), driver.name(), "{what}: wrong driver name in {err}");
-            assert!(err.to_string().contains(driver.name()), "{what}: message does not name the driver: {err}");
+            assert_eq!(
+                err.path(),
+                Some(path),
+                "{what}: PathNotFound names the wrong path: {err}"
+            );
+            assert_eq!(
+                err.driver(),
+                driver.name(),
+                "{what}: wrong driver name in {err}"
+            );
+            assert!(
+                err.to_string().contains(driver.name()),
+                "{what}: message does not name the driver: {err}"
+            );
         }
         Err(other) => panic!("{what}: expected PathNotFound for {path}, got {other:?}"),
         Ok(value) => panic!("{what}: expected PathNotFound for {path}, got Ok({value:?})"),
@@ -59,11 +75,23 @@ pub(crate) fn assert_not_found<T: Debug>(driver: &dyn StorageDriver, result: Res
 }
 
 /// Asserts `result` is an InvalidPath for `path` whose message names the driver.
-pub(crate) fn assert_invalid_path<T: Debug>(driver: &dyn StorageDriver, result: Result<T>, path: &str, what: &str) {
+pub(crate) fn assert_invalid_path<T: Debug>(
+    driver: &dyn StorageDriver,
+    result: Result<T>,
+    path: &str,
+    what: &str,
+) {
     match result {
         Err(err @ Error::InvalidPath { .. }) => {
-            assert_eq!(err.path(), Some(path), "{what}: InvalidPath names the wrong path: {err}");
-            assert!(err.to_string().contains(driver.name()), "{what}: message does not name the driver: {err}");
+            assert_eq!(
+                err.path(),
+                Some(path),
+                "{what}: InvalidPath names the wrong path: {err}"
+            );
+            assert!(
+                err.to_string().contains(driver.name()),
+                "{what}: message does not name the driver: {err}"
+            );
         }
         Err(other) => panic!("{what}: expected InvalidPath for {path:?}, got {other:?}"),
         Ok(value) => panic!("{what}: expected InvalidPath for {path:?}, got Ok({value:?})"),
@@ -72,28 +100,50 @@ pub(crate) fn assert_invalid_path<T: Debug>(driver: &dyn StorageDriver, result: 
 
 /// Puts `content` at `path`, panicking on error.
 pub(crate) async fn put(driver: &dyn StorageDriver, path: &str, content: impl Into<Bytes>) {
-    ok(driver.put_content(path, content.into()).await, &format!("put_content({path})"));
+    ok(
+        driver.put_content(path, content.into()).await,
+        &format!("put_content({path})"),
+    );
 }
 
 /// Gets the content at `path`, panicking on error.
 pub(crate) async fn get(driver: &dyn StorageDriver, path: &str) -> Bytes {
-    ok(driver.get_content(path).await, &format!("get_content({path})"))
+    ok(
+        driver.get_content(path).await,
+        &format!("get_content({path})"),
+    )
 }
 
 /// Reads `path` from `offset` through `reader`, panicking on error.
 pub(crate) async fn read_from(driver: &dyn StorageDriver, path: &str, offset: u64) -> Bytes {
-    let stream = ok(driver.reader(path, offset).await, &format!("reader({path}, {offset})"));
-    ok(read_all(stream).await, &format!("reading the stream of {path} from {offset}"))
+    let stream = ok(
+        driver.reader(path, offset).await,
+        &format!("reader({path}, {offset})"),
+    );
+    ok(
+        read_all(stream).await,
+        &format!("reading the stream of {path} from {offset}"),
+    )
 }
 
 /// Writes `chunks` through a new writer and commits, panicking on error.
 pub(crate) async fn write_commit(driver: &dyn StorageDriver, path: &str, chunks: &[Bytes]) {
-    let mut writer = ok(driver.writer(path, false).await, &format!("writer({path}, false)"));
+    let mut writer = ok(
+        driver.writer(path, false).await,
+        &format!("writer({path}, false)"),
+    );
     for chunk in chunks {
-        ok(writer.write(chunk.clone()).await, &format!("write to {path}"));
+        ok(
+            writer.write(chunk.clone()).await,
+            &format!("write to {path}"),
+        );
     }
     let total: u64 = chunks.iter().map(|c| c.len() as u64).sum();
-    assert_eq!(writer.size(), total, "size() of the writer for {path} before commit");
+    assert_eq!(
+        writer.size(),
+        total,
+        "size() of the writer for {path} before commit"
+    );
     ok(writer.commit().await, &format!("commit {path}"));
     ok(writer.close().await, &format!("close after commit {path}"));
 }

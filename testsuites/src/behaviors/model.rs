@@ -37,7 +37,13 @@ enum ModelOp {
     /// `put_content` of `len` random bytes.
     Put { file: usize, seed: u64, len: usize },
     /// A writer (`append` or not) that writes chunks of the given lengths, then ends.
-    Write { file: usize, append: bool, chunks: Vec<usize>, seed: u64, end: WriterEnd },
+    Write {
+        file: usize,
+        append: bool,
+        chunks: Vec<usize>,
+        seed: u64,
+        end: WriterEnd,
+    },
     /// `get_content`.
     Get { file: usize },
     /// `reader` from an offset.
@@ -55,7 +61,11 @@ enum ModelOp {
 fn op_strategy() -> impl Strategy<Value = ModelOp> {
     let file = 0..MODEL_FILES.len();
     let dir = 0..MODEL_DIRS.len();
-    let end = prop_oneof![Just(WriterEnd::Close), Just(WriterEnd::Cancel), Just(WriterEnd::Commit)];
+    let end = prop_oneof![
+        Just(WriterEnd::Close),
+        Just(WriterEnd::Cancel),
+        Just(WriterEnd::Commit)
+    ];
     prop_oneof![
         3 => (file.clone(), any::<u64>(), 0..64usize).prop_map(|(file, seed, len)| ModelOp::Put { file, seed, len }),
         4 => (file.clone(), any::<bool>(), prop::collection::vec(0..48usize, 0..4), any::<u64>(), end)
@@ -104,7 +114,9 @@ fn outcome<T>(result: Result<T>, f: impl FnOnce(T) -> Outcome) -> Outcome {
 
 impl Model {
     fn has_below(&self, dir: &str) -> bool {
-        self.committed.keys().any(|k| storagedriver::path::is_within(dir, k) && k != dir)
+        self.committed
+            .keys()
+            .any(|k| storagedriver::path::is_within(dir, k) && k != dir)
     }
 
     fn children(&self, dir: &str) -> Vec<String> {
@@ -113,7 +125,11 @@ impl Model {
             .keys()
             .filter(|k| storagedriver::path::is_within(dir, k) && k.as_str() != dir)
             .map(|k| {
-                let rest = if dir == "/" { &k[1..] } else { &k[dir.len() + 1..] };
+                let rest = if dir == "/" {
+                    &k[1..]
+                } else {
+                    &k[dir.len() + 1..]
+                };
                 storagedriver::path::join(dir, rest.split('/').next().unwrap_or(rest))
             })
             .collect();
@@ -152,30 +168,54 @@ impl Model {
     }
 }
 
-async fn step(d: &dyn StorageDriver, model: &mut Model, op: &ModelOp) -> std::result::Result<(), String> {
+async fn step(
+    d: &dyn StorageDriver,
+    model: &mut Model,
+    op: &ModelOp,
+) -> std::result::Result<(), String> {
     let (expected, actual) = match op {
         ModelOp::Put { file, seed, len } => {
             let path = MODEL_FILES[*file];
             let content = random_bytes(*seed, *len);
             model.committed.insert(path.to_owned(), content.clone());
-            (Outcome::Done, outcome(d.put_content(path, content).await, |_| Outcome::Done))
+            (
+                Outcome::Done,
+                outcome(d.put_content(path, content).await, |_| Outcome::Done),
+            )
         }
-        ModelOp::Write { file, append, chunks, seed, end } => {
+        ModelOp::Write {
+            file,
+            append,
+            chunks,
+            seed,
+            end,
+        } => {
             let path = MODEL_FILES[*file];
             let start = model.start_writer(path, *append);
             let actual = d.writer(path, *append).await;
             match (start, actual) {
                 (Ok(mut content), Ok(mut writer)) => {
                     if writer.size() != content.len() as u64 {
-                        return Err(format!("{op:?}: size() {} at start, model says {}", writer.size(), content.len()));
+                        return Err(format!(
+                            "{op:?}: size() {} at start, model says {}",
+                            writer.size(),
+                            content.len()
+                        ));
                     }
                     for (i, len) in chunks.iter().enumerate() {
                         let chunk = random_bytes(seed.wrapping_add(i as u64), *len);
-                        writer.write(chunk.clone()).await.map_err(|e| format!("{op:?}: write: {e}"))?;
+                        writer
+                            .write(chunk.clone())
+                            .await
+                            .map_err(|e| format!("{op:?}: write: {e}"))?;
                         content = [content, chunk].concat().into();
                     }
                     if writer.size() != content.len() as u64 {
-                        return Err(format!("{op:?}: size() {} after writes, model says {}", writer.size(), content.len()));
+                        return Err(format!(
+                            "{op:?}: size() {} after writes, model says {}",
+                            writer.size(),
+                            content.len()
+                        ));
                     }
                     let ended = match end {
                         WriterEnd::Close => {
@@ -190,15 +230,30 @@ async fn step(d: &dyn StorageDriver, model: &mut Model, op: &ModelOp) -> std::re
                     };
                     (Outcome::Done, outcome(ended, |_| Outcome::Done))
                 }
-                (Ok(_), Err(e)) => return Err(format!("{op:?}: the model opens a writer, the driver said {e}")),
-                (Err(expected), Ok(_)) => return Err(format!("{op:?}: the model says {expected:?}, the driver opened a writer")),
+                (Ok(_), Err(e)) => {
+                    return Err(format!(
+                        "{op:?}: the model opens a writer, the driver said {e}"
+                    ));
+                }
+                (Err(expected), Ok(_)) => {
+                    return Err(format!(
+                        "{op:?}: the model says {expected:?}, the driver opened a writer"
+                    ));
+                }
                 (Err(expected), Err(e)) => (expected, outcome::<()>(Err(e), |_| Outcome::Done)),
             }
         }
         ModelOp::Get { file } => {
             let path = MODEL_FILES[*file];
-            let expected = model.committed.get(path).cloned().map_or(Outcome::NotFound, Outcome::Content);
-            (expected, outcome(d.get_content(path).await, Outcome::Content))
+            let expected = model
+                .committed
+                .get(path)
+                .cloned()
+                .map_or(Outcome::NotFound, Outcome::Content);
+            (
+                expected,
+                outcome(d.get_content(path).await, Outcome::Content),
+            )
         }
         ModelOp::Read { file, offset } => {
             let path = MODEL_FILES[*file];
@@ -213,7 +268,11 @@ async fn step(d: &dyn StorageDriver, model: &mut Model, op: &ModelOp) -> std::re
             (expected, actual)
         }
         ModelOp::Stat { index, dir } => {
-            let path = if *dir { MODEL_DIRS[*index] } else { MODEL_FILES[*index] };
+            let path = if *dir {
+                MODEL_DIRS[*index]
+            } else {
+                MODEL_FILES[*index]
+            };
             let expected = model.stat(path);
             let actual = outcome(d.stat(path).await, |info| {
                 if info.path != path {
@@ -224,7 +283,8 @@ async fn step(d: &dyn StorageDriver, model: &mut Model, op: &ModelOp) -> std::re
                     Outcome::File(info.size)
                 }
             });
-            if expected == Outcome::EmptyRoot && matches!(actual, Outcome::Dir | Outcome::NotFound) {
+            if expected == Outcome::EmptyRoot && matches!(actual, Outcome::Dir | Outcome::NotFound)
+            {
                 return Ok(());
             }
             (expected, actual)
@@ -232,7 +292,11 @@ async fn step(d: &dyn StorageDriver, model: &mut Model, op: &ModelOp) -> std::re
         ModelOp::List { dir } => {
             let path = MODEL_DIRS[*dir];
             let children = model.children(path);
-            let expected = if children.is_empty() && path != "/" { Outcome::NotFound } else { Outcome::Listing(children) };
+            let expected = if children.is_empty() && path != "/" {
+                Outcome::NotFound
+            } else {
+                Outcome::Listing(children)
+            };
             (expected, outcome(d.list(path).await, Outcome::Listing))
         }
         ModelOp::Rename { from, to } => {
@@ -244,13 +308,24 @@ async fn step(d: &dyn StorageDriver, model: &mut Model, op: &ModelOp) -> std::re
                 }
                 None => Outcome::NotFound,
             };
-            (expected, outcome(d.rename(from, to).await, |_| Outcome::Done))
+            (
+                expected,
+                outcome(d.rename(from, to).await, |_| Outcome::Done),
+            )
         }
         ModelOp::Delete { index, dir } => {
-            let path = if *dir { MODEL_DIRS[*index] } else { MODEL_FILES[*index] };
+            let path = if *dir {
+                MODEL_DIRS[*index]
+            } else {
+                MODEL_FILES[*index]
+            };
             let expected = if model.committed.contains_key(path) || model.has_below(path) {
-                model.committed.retain(|k, _| !storagedriver::path::is_within(path, k));
-                model.uploads.retain(|k, _| !storagedriver::path::is_within(path, k));
+                model
+                    .committed
+                    .retain(|k, _| !storagedriver::path::is_within(path, k));
+                model
+                    .uploads
+                    .retain(|k, _| !storagedriver::path::is_within(path, k));
                 Outcome::Done
             } else {
                 Outcome::NotFound
@@ -261,16 +336,23 @@ async fn step(d: &dyn StorageDriver, model: &mut Model, op: &ModelOp) -> std::re
     if expected == actual {
         Ok(())
     } else {
-        Err(format!("{op:?}: the model says {expected:?}, the driver gave {actual:?}"))
+        Err(format!(
+            "{op:?}: the model says {expected:?}, the driver gave {actual:?}"
+        ))
     }
 }
 
 /// Runs one sequence on `d` (a fresh, empty store), checking every step against the model.
 /// Returns the first step that disagrees, with the model's and the driver's outcomes.
 async fn check_sequence(d: &dyn StorageDriver, ops: &[ModelOp]) -> std::result::Result<(), String> {
-    let mut model = Model { append_to_committed: d.capabilities().append_to_committed, ..Model::default() };
+    let mut model = Model {
+        append_to_committed: d.capabilities().append_to_committed,
+        ..Model::default()
+    };
     for (i, op) in ops.iter().enumerate() {
-        step(d, &mut model, op).await.map_err(|e| format!("step {i}: {e}"))?;
+        step(d, &mut model, op)
+            .await
+            .map_err(|e| format!("step {i}: {e}"))?;
     }
     Ok(())
 }
@@ -295,21 +377,29 @@ pub async fn model_random_operations(make: MakeFixture, cases: u32) -> ModelStat
     let operations = Arc::new(AtomicUsize::new(0));
     let (longest_seen, operations_seen) = (longest.clone(), operations.clone());
     let result = tokio::task::spawn_blocking(move || {
-        let config = Config { cases, failure_persistence: None, ..Config::default() };
+        let config = Config {
+            cases,
+            failure_persistence: None,
+            ..Config::default()
+        };
         let mut runner = TestRunner::new(config);
         runner.run(&prop::collection::vec(op_strategy(), 1..64), |ops| {
             longest_seen.fetch_max(ops.len(), Ordering::Relaxed);
             operations_seen.fetch_add(ops.len(), Ordering::Relaxed);
             handle.block_on(async {
                 let fixture = make().await;
-                check_sequence(fixture.driver(), &ops).await.map_err(TestCaseError::fail)
+                check_sequence(fixture.driver(), &ops)
+                    .await
+                    .map_err(TestCaseError::fail)
             })
         })
     })
     .await;
     match result {
         Ok(Ok(())) => {}
-        Ok(Err(TestError::Fail(why, ops))) => panic!("model test failed: {why}\nminimal sequence: {ops:#?}"),
+        Ok(Err(TestError::Fail(why, ops))) => {
+            panic!("model test failed: {why}\nminimal sequence: {ops:#?}")
+        }
         Ok(Err(TestError::Abort(why))) => panic!("model test aborted: {why}"),
         Err(join) => std::panic::resume_unwind(join.into_panic()),
     }

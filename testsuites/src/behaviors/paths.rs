@@ -27,8 +27,21 @@ pub const VALID_PATHS: &[&str] = &[
 
 /// Paths the grammar rejects for a file operation.
 pub const INVALID_PATHS: &[&str] = &[
-    "", "/", "abc", "123.abc", "//bcd", "/abc_123/", "/a/../b", "/./a", "/a/.", "/..", "/a b", "/ä", "/a#b",
-    "/a\\b", "/a:b",
+    "",
+    "/",
+    "abc",
+    "123.abc",
+    "//bcd",
+    "/abc_123/",
+    "/a/../b",
+    "/./a",
+    "/a/.",
+    "/..",
+    "/a b",
+    "/ä",
+    "/a#b",
+    "/a\\b",
+    "/a:b",
 ];
 
 /// Every valid path can be written and read back; the content lands where it was put.
@@ -37,7 +50,10 @@ pub async fn valid_paths(d: &dyn StorageDriver) {
         let content = Bytes::from(format!("content {i}"));
         put(d, path, content.clone()).await;
         assert_eq!(get(d, path).await, content, "get_content({path})");
-        ok(d.delete(first_component(path)).await, &format!("delete {path}"));
+        ok(
+            d.delete(first_component(path)).await,
+            &format!("delete {path}"),
+        );
     }
 }
 
@@ -51,15 +67,33 @@ fn first_component(path: &str) -> &str {
 /// Invalid paths are InvalidPath errors from put_content and get_content, naming the driver.
 pub async fn invalid_paths(d: &dyn StorageDriver) {
     for path in INVALID_PATHS {
-        assert_invalid_path(d, d.put_content(path, Bytes::from_static(b"x")).await, path, "put_content");
+        assert_invalid_path(
+            d,
+            d.put_content(path, Bytes::from_static(b"x")).await,
+            path,
+            "put_content",
+        );
         assert_invalid_path(d, d.get_content(path).await, path, "get_content");
     }
     let long = format!("/{}", "a".repeat(256));
-    assert_invalid_path(d, d.put_content(&long, Bytes::new()).await, &long, "put_content of a 256-byte component");
+    assert_invalid_path(
+        d,
+        d.put_content(&long, Bytes::new()).await,
+        &long,
+        "put_content of a 256-byte component",
+    );
     let too_long = "/abcdefghij".repeat(103);
-    assert_invalid_path(d, d.put_content(&too_long, Bytes::new()).await, &too_long, "put_content of a 1133-byte path");
+    assert_invalid_path(
+        d,
+        d.put_content(&too_long, Bytes::new()).await,
+        &too_long,
+        "put_content of a 1133-byte path",
+    );
     let listed = ok(d.list("/").await, "list(/) after invalid puts");
-    assert!(listed.is_empty(), "an invalid put left something behind: {listed:?}");
+    assert!(
+        listed.is_empty(),
+        "an invalid put left something behind: {listed:?}"
+    );
 }
 
 /// Every operation rejects an invalid path with InvalidPath before touching the backend; only
@@ -70,18 +104,36 @@ pub async fn invalid_paths_every_operation(d: &dyn StorageDriver) {
         assert_invalid_path(d, d.get_content(path).await, path, "get_content");
         assert_invalid_path(d, d.reader(path, 0).await.map(|_| ()), path, "reader");
         assert_invalid_path(d, d.writer(path, false).await.map(|_| ()), path, "writer");
-        assert_invalid_path(d, d.writer(path, true).await.map(|_| ()), path, "writer(append)");
+        assert_invalid_path(
+            d,
+            d.writer(path, true).await.map(|_| ()),
+            path,
+            "writer(append)",
+        );
         assert_invalid_path(d, d.stat(path).await, path, "stat");
         assert_invalid_path(d, d.list(path).await, path, "list");
         assert_invalid_path(d, d.rename(path, "/dest").await, path, "rename source");
         assert_invalid_path(d, d.rename("/file", path).await, path, "rename dest");
         assert_invalid_path(d, d.delete(path).await, path, "delete");
-        assert_invalid_path(d, d.url_for(path, &UrlOptions::default()).await, path, "url_for");
-        let walked = d.walk(path, &WalkOptions::default(), &mut |_| WalkControl::Continue).await;
+        assert_invalid_path(
+            d,
+            d.url_for(path, &UrlOptions::default()).await,
+            path,
+            "url_for",
+        );
+        let walked = d
+            .walk(path, &WalkOptions::default(), &mut |_| {
+                WalkControl::Continue
+            })
+            .await;
         assert_invalid_path(d, walked, path, "walk");
     }
     assert_invalid_path(d, d.delete("/").await, "/", "delete(/)");
     assert_invalid_path(d, d.get_content("/").await, "/", "get_content(/)");
     assert_invalid_path(d, d.writer("/", false).await.map(|_| ()), "/", "writer(/)");
-    assert_eq!(get(d, "/file").await, Bytes::from_static(b"x"), "the file survived");
+    assert_eq!(
+        get(d, "/file").await,
+        Bytes::from_static(b"x"),
+        "the file survived"
+    );
 }

@@ -10,9 +10,21 @@ use crate::data::random_bytes;
 pub async fn rename_file(d: &dyn StorageDriver) {
     let content = random_bytes(10, 4096);
     put(d, "/move/source", content.clone()).await;
-    ok(d.rename("/move/source", "/move/new/parents/dest").await, "rename");
-    assert_eq!(get(d, "/move/new/parents/dest").await, content, "content at the destination");
-    assert_not_found(d, d.get_content("/move/source").await, "/move/source", "the source after rename");
+    ok(
+        d.rename("/move/source", "/move/new/parents/dest").await,
+        "rename",
+    );
+    assert_eq!(
+        get(d, "/move/new/parents/dest").await,
+        content,
+        "content at the destination"
+    );
+    assert_not_found(
+        d,
+        d.get_content("/move/source").await,
+        "/move/source",
+        "the source after rename",
+    );
 }
 
 /// A move overwrites an existing destination.
@@ -20,9 +32,21 @@ pub async fn rename_overwrite(d: &dyn StorageDriver) {
     let content = random_bytes(11, 100);
     put(d, "/overwrite/source", content.clone()).await;
     put(d, "/overwrite/dest", random_bytes(12, 5000)).await;
-    ok(d.rename("/overwrite/source", "/overwrite/dest").await, "rename over a file");
-    assert_eq!(get(d, "/overwrite/dest").await, content, "the destination has the source's content");
-    assert_not_found(d, d.get_content("/overwrite/source").await, "/overwrite/source", "the source after rename");
+    ok(
+        d.rename("/overwrite/source", "/overwrite/dest").await,
+        "rename over a file",
+    );
+    assert_eq!(
+        get(d, "/overwrite/dest").await,
+        content,
+        "the destination has the source's content"
+    );
+    assert_not_found(
+        d,
+        d.get_content("/overwrite/source").await,
+        "/overwrite/source",
+        "the source after rename",
+    );
 }
 
 /// A missing source is PathNotFound naming the source, and the destination is untouched.
@@ -30,7 +54,11 @@ pub async fn rename_missing_source(d: &dyn StorageDriver) {
     put(d, "/nosource/dest", Bytes::from_static(b"dest")).await;
     let result = d.rename("/nosource/missing", "/nosource/dest").await;
     assert_not_found(d, result, "/nosource/missing", "rename of a missing source");
-    assert_eq!(get(d, "/nosource/dest").await, Bytes::from_static(b"dest"), "the destination is untouched");
+    assert_eq!(
+        get(d, "/nosource/dest").await,
+        Bytes::from_static(b"dest"),
+        "the destination is untouched"
+    );
 }
 
 /// Moving from below a file (Go TestMoveInvalid) is an error and changes nothing.
@@ -38,6 +66,14 @@ pub async fn rename_under_file(d: &dyn StorageDriver) {
     put(d, "/notadir", Bytes::from_static(b"file")).await;
     let result = d.rename("/notadir/foo", "/notadir/bar").await;
     assert!(result.is_err(), "rename from below a file succeeded");
-    assert_eq!(get(d, "/notadir").await, Bytes::from_static(b"file"), "the file is untouched");
-    assert_eq!(ok(d.list("/").await, "list(/)"), ["/notadir"], "nothing else appeared");
+    assert_eq!(
+        get(d, "/notadir").await,
+        Bytes::from_static(b"file"),
+        "the file is untouched"
+    );
+    assert_eq!(
+        ok(d.list("/").await, "list(/)"),
+        ["/notadir"],
+        "nothing else appeared"
+    );
 }

@@ -30,7 +30,12 @@ pub async fn stat_directory(d: &dyn StorageDriver) {
 
 /// Stat of a missing path is PathNotFound.
 pub async fn stat_missing(d: &dyn StorageDriver) {
-    assert_not_found(d, d.stat("/stat/missing").await, "/stat/missing", "stat of a missing path");
+    assert_not_found(
+        d,
+        d.stat("/stat/missing").await,
+        "/stat/missing",
+        "stat of a missing path",
+    );
 }
 
 /// `stat("/")` is a directory or PathNotFound on an empty store, and a directory once the
@@ -60,7 +65,10 @@ pub async fn stat_mod_time_after_rewrite(d: &dyn StorageDriver) {
         if after > before {
             return;
         }
-        assert!(delay < Duration::from_secs(2), "mod_time did not move after a rewrite: {before:?} then {after:?}");
+        assert!(
+            delay < Duration::from_secs(2),
+            "mod_time did not move after a rewrite: {before:?} then {after:?}"
+        );
         delay *= 4;
     }
 }

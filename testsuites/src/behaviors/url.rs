@@ -15,7 +15,10 @@ pub async fn url_for_get_and_head(d: &dyn StorageDriver) {
     let path = "/url/file";
     let content = random_bytes(15, 32);
     put(d, path, content.clone()).await;
-    let get_opts = UrlOptions { method: Method::Get, expires_in: Duration::from_secs(300) };
+    let get_opts = UrlOptions {
+        method: Method::Get,
+        expires_in: Duration::from_secs(300),
+    };
     let result = d.url_for(path, &get_opts).await;
     if !d.capabilities().url_for {
         match result {
@@ -28,7 +31,10 @@ pub async fn url_for_get_and_head(d: &dyn StorageDriver) {
     assert_eq!(response.status, 200, "GET {url}: {response:?}");
     assert_eq!(Bytes::from(response.body), content, "GET body");
 
-    let head_opts = UrlOptions { method: Method::Head, ..get_opts };
+    let head_opts = UrlOptions {
+        method: Method::Head,
+        ..get_opts
+    };
     let url = ok(d.url_for(path, &head_opts).await, "url_for HEAD");
     let response = ok(fetch("HEAD", &url).await, "HEAD of the signed URL");
     assert_eq!(response.status, 200, "HEAD {url}: {response:?}");

@@ -36,7 +36,12 @@ async fn tree(d: &dyn StorageDriver) {
     }
 }
 
-async fn walk_collect(d: &dyn StorageDriver, from: &str, options: &WalkOptions, mut control: impl FnMut(&str) -> WalkControl + Send) -> Vec<String> {
+async fn walk_collect(
+    d: &dyn StorageDriver,
+    from: &str,
+    options: &WalkOptions,
+    mut control: impl FnMut(&str) -> WalkControl + Send,
+) -> Vec<String> {
     let mut seen = Vec::new();
     let result = d
         .walk(from, options, &mut |info| {
@@ -51,16 +56,27 @@ async fn walk_collect(d: &dyn StorageDriver, from: &str, options: &WalkOptions, 
 /// Every file and directory comes depth first, children sorted, with correct FileInfo.
 pub async fn walk_order(d: &dyn StorageDriver) {
     tree(d).await;
-    let seen = walk_collect(d, "/walk", &WalkOptions::default(), |_| WalkControl::Continue).await;
-    assert_eq!(seen, ORDER, "walk order");
-    let mut infos = Vec::new();
-    ok(d.walk("/walk/a", &WalkOptions::default(), &mut |info| {
-        infos.push(info.clone());
+    let seen = walk_collect(d, "/walk", &WalkOptions::default(), |_| {
         WalkControl::Continue
     })
-    .await, "walk(/walk/a)");
+    .await;
+    assert_eq!(seen, ORDER, "walk order");
+    let mut infos = Vec::new();
+    ok(
+        d.walk("/walk/a", &WalkOptions::default(), &mut |info| {
+            infos.push(info.clone());
+            WalkControl::Continue
+        })
+        .await,
+        "walk(/walk/a)",
+    );
     for info in infos {
-        assert_eq!(info.is_dir, info.path == "/walk/a/b", "is_dir of {}", info.path);
+        assert_eq!(
+            info.is_dir,
+            info.path == "/walk/a/b",
+            "is_dir of {}",
+            info.path
+        );
         if !info.is_dir {
             assert_eq!(info.size, info.path.len() as u64, "size of {}", info.path);
         }
@@ -71,22 +87,49 @@ pub async fn walk_order(d: &dyn StorageDriver) {
 pub async fn walk_skip_dir(d: &dyn StorageDriver) {
     tree(d).await;
     let seen = walk_collect(d, "/walk", &WalkOptions::default(), |p| {
-        if p == "/walk/a" || p == "/walk/c/d" { WalkControl::SkipDir } else { WalkControl::Continue }
+        if p == "/walk/a" || p == "/walk/c/d" {
+            WalkControl::SkipDir
+        } else {
+            WalkControl::Continue
+        }
     })
     .await;
-    assert_eq!(seen, ["/walk/a", "/walk/a-c", "/walk/a-c/4", "/walk/b", "/walk/c", "/walk/c/d"], "skip directories");
+    assert_eq!(
+        seen,
+        [
+            "/walk/a",
+            "/walk/a-c",
+            "/walk/a-c/4",
+            "/walk/b",
+            "/walk/c",
+            "/walk/c/d"
+        ],
+        "skip directories"
+    );
     let seen = walk_collect(d, "/walk/a", &WalkOptions::default(), |p| {
-        if p == "/walk/a/1" { WalkControl::SkipDir } else { WalkControl::Continue }
+        if p == "/walk/a/1" {
+            WalkControl::SkipDir
+        } else {
+            WalkControl::Continue
+        }
     })
     .await;
-    assert_eq!(seen, ["/walk/a/1"], "SkipDir on a file skips the rest of its directory");
+    assert_eq!(
+        seen,
+        ["/walk/a/1"],
+        "SkipDir on a file skips the rest of its directory"
+    );
 }
 
 /// Stop ends the walk at once, successfully.
 pub async fn walk_stop(d: &dyn StorageDriver) {
     tree(d).await;
     let seen = walk_collect(d, "/walk", &WalkOptions::default(), |p| {
-        if p == "/walk/a/b/3" { WalkControl::Stop } else { WalkControl::Continue }
+        if p == "/walk/a/b/3" {
+            WalkControl::Stop
+        } else {
+            WalkControl::Continue
+        }
     })
     .await;
     assert_eq!(seen, &ORDER[..5], "stop");
@@ -109,10 +152,18 @@ pub async fn walk_start_after(d: &dyn StorageDriver) {
 pub async fn walk_missing(d: &dyn StorageDriver) {
     let seen = walk_collect(d, "/", &WalkOptions::default(), |_| WalkControl::Continue).await;
     assert!(seen.is_empty(), "walk(/) of an empty store: {seen:?}");
-    let result = d.walk("/walk/missing", &WalkOptions::default(), &mut |_| WalkControl::Continue).await;
+    let result = d
+        .walk("/walk/missing", &WalkOptions::default(), &mut |_| {
+            WalkControl::Continue
+        })
+        .await;
     assert_not_found(d, result, "/walk/missing", "walk of a missing path");
     put(d, "/walk/file", Bytes::from_static(b"x")).await;
-    let result = d.walk("/walk/file", &WalkOptions::default(), &mut |_| WalkControl::Continue).await;
+    let result = d
+        .walk("/walk/file", &WalkOptions::default(), &mut |_| {
+            WalkControl::Continue
+        })
+        .await;
     assert_not_found(d, result, "/walk/file", "walk of a file");
 }
 
@@ -139,7 +190,15 @@ pub async fn walk_concurrent_delete(d: &dyn StorageDriver) {
     ok(result, "walk with concurrent deletes");
     assert_eq!(
         seen,
-        ["/walk/a", "/walk/a/1", "/walk/a/b", "/walk/a/b/3", "/walk/a-c", "/walk/a-c/4", "/walk/b"],
+        [
+            "/walk/a",
+            "/walk/a/1",
+            "/walk/a/b",
+            "/walk/a/b/3",
+            "/walk/a-c",
+            "/walk/a-c/4",
+            "/walk/b"
+        ],
         "deleted entries are skipped"
     );
 }
