@@ -16,7 +16,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use driver_filesystem::{FilesystemConfig, FilesystemDriver};
-use testsuites::bench::{BenchConfig, BenchResult, markdown_table, measure, run_suite_benchmarks};
+use testsuites::bench::{
+    BenchConfig, BenchResult, format_duration, markdown_table, measure, run_suite_benchmarks,
+};
 use testsuites::data::random_bytes;
 
 fn must<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) -> T {
@@ -124,6 +126,48 @@ async fn driver_put_1kb(
     result
 }
 
+async fn driver_put_get_1mb(
+    driver: &FilesystemDriver,
+    config: &BenchConfig,
+    label: &str,
+) -> BenchResult {
+    use testsuites::storagedriver::StorageDriver;
+    let data = random_bytes(4, 1 << 20);
+    let result = measure(
+        &format!("{label} put+get 1MB"),
+        1 << 20,
+        config,
+        |_| async {},
+        |i| {
+            let data = data.clone();
+            async move {
+                let path = format!("/putget1m/{i}");
+                must(driver.put_content(&path, data).await, "put_content");
+                let back = must(driver.get_content(&path).await, "get_content");
+                assert_eq!(back.len(), 1 << 20);
+            }
+        },
+    )
+    .await;
+    must(driver.delete("/putget1m").await, "cleanup");
+    result
+}
+
+fn driver(dir: &tempfile::TempDir, fsync: bool) -> FilesystemDriver {
+    must(
+        FilesystemDriver::new(FilesystemConfig::new(dir.path()).with_fsync(fsync)),
+        "create the driver",
+    )
+}
+
+/// The median of `results` by time per operation.
+fn median(mut results: Vec<BenchResult>) -> BenchResult {
+    results.sort_by_key(|r| r.per_op);
+    results.swap_remove(results.len() / 2)
+}
+
+const ROUNDS: usize = 3;
+
 fn main() {
     let runtime = must(
         tokio::runtime::Builder::new_multi_thread()
@@ -132,27 +176,44 @@ fn main() {
         "start a tokio runtime",
     );
     let config = BenchConfig::from_env();
+    // The paired comparisons alternate raw loop and driver, round after round, so that both see
+    // the same disk: the machine is shared and its disk's speed drifts.
+    let round = BenchConfig {
+        min_time: config.min_time / 2,
+        ..config.clone()
+    };
     runtime.block_on(async {
-        let raw = vec![
-            raw_write_read(&config, false).await,
-            raw_write_read(&config, true).await,
-            raw_create_rename(&config, false).await,
-            raw_create_rename(&config, true).await,
-        ];
-        println!("{}", markdown_table("raw disk", &raw));
+        let mut pairs = Vec::new();
+        for fsync in [false, true] {
+            let label = if fsync { "filesystem fsync=true" } else { "filesystem fsync=false" };
+            let (mut raw_1m, mut drv_1m, mut raw_1k, mut drv_1k) = (vec![], vec![], vec![], vec![]);
+            for _ in 0..ROUNDS {
+                raw_1m.push(raw_write_read(&round, fsync).await);
+                let dir = scratch();
+                drv_1m.push(driver_put_get_1mb(&driver(&dir, fsync), &round, label).await);
+                raw_1k.push(raw_create_rename(&round, fsync).await);
+                let dir = scratch();
+                drv_1k.push(driver_put_1kb(&driver(&dir, fsync), &round, label).await);
+            }
+            pairs.push((median(raw_1m), median(drv_1m)));
+            pairs.push((median(raw_1k), median(drv_1k)));
+        }
+        println!("| raw loop | time/op | driver | time/op | driver rate / raw rate |\n|---|---:|---|---:|---:|");
+        for (raw, drv) in &pairs {
+            let ratio = raw.per_op.as_secs_f64() / drv.per_op.as_secs_f64() * 100.0;
+            println!(
+                "| {} | {} | {} | {} | {ratio:.0} % |",
+                raw.name,
+                format_duration(raw.per_op),
+                drv.name,
+                format_duration(drv.per_op)
+            );
+        }
+        println!();
         for fsync in [false, true] {
             let dir = scratch();
-            let label = if fsync {
-                "filesystem fsync=true"
-            } else {
-                "filesystem fsync=false"
-            };
-            let driver = must(
-                FilesystemDriver::new(FilesystemConfig::new(dir.path()).with_fsync(fsync)),
-                "create the driver",
-            );
-            let mut results = vec![driver_put_1kb(&driver, &config, label).await];
-            results.extend(run_suite_benchmarks(&driver, &config).await);
+            let label = if fsync { "filesystem fsync=true" } else { "filesystem fsync=false" };
+            let results = run_suite_benchmarks(&driver(&dir, fsync), &config).await;
             println!("{}", markdown_table(label, &results));
         }
     });

@@ -11,6 +11,8 @@
 //! - `<target>#upload`: the content of a [`storagedriver::FileWriter`] for `<target>`. The name
 //!   is fixed, so a new driver instance (or process) finds and resumes it.
 //! - `<target>#put-<pid>-<n>`: the temporary file of one `put_content`; unique per call.
+//! - A target name too long to take a suffix within 255 bytes is shortened first, with a hash
+//!   of the full name (see `with_suffix`).
 //!
 //! Everything here is blocking and runs inside [`crate::blocking::Blocking::run`].
 
@@ -36,11 +38,36 @@ pub(crate) const MAX_ATTEMPTS: usize = 8;
 /// Numbers the temporary files of `put_content` within this process.
 static PUT_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The longest file name the filesystems we run on accept, in bytes.
+const MAX_NAME_LEN: usize = 255;
+
 /// `target` with `suffix` appended to its last component.
+///
+/// A component may be 255 bytes long, the limit of the file name itself, so a long name has no
+/// room for the suffix. Such a name is shortened to its first bytes plus `#` and a 64-bit
+/// FNV-1a hash of the whole name: still unaddressable (it has a `#`), still the same for the
+/// same target, so a new driver instance finds the upload again.
 fn with_suffix(target: &Path, suffix: &str) -> PathBuf {
-    let mut name = OsString::from(target.as_os_str());
-    name.push(suffix);
-    PathBuf::from(name)
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let staged = if name.len() + suffix.len() <= MAX_NAME_LEN {
+        format!("{name}{suffix}")
+    } else {
+        let hash = format!("#{:016x}", fnv1a(name.as_bytes()));
+        // Valid components are ASCII, so any byte index is a character boundary.
+        let keep = MAX_NAME_LEN - suffix.len() - hash.len();
+        format!("{}{hash}{suffix}", &name[..keep.min(name.len())])
+    };
+    target.with_file_name(OsString::from(staged))
+}
+
+/// The 64-bit FNV-1a hash: tiny, stable across builds and platforms.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The upload file of a writer for `target`.

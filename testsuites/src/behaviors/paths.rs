@@ -44,9 +44,33 @@ pub const INVALID_PATHS: &[&str] = &[
     "/a:b",
 ];
 
-/// Every valid path can be written and read back; the content lands where it was put.
+/// Every valid path can be written and read back; the content lands where it was put. This
+/// includes a 255-byte component, through `put_content` and through a resumed writer, and a
+/// path of exactly 1024 bytes.
 pub async fn valid_paths(d: &dyn StorageDriver) {
-    for (i, path) in VALID_PATHS.iter().enumerate() {
+    let long_component = format!("/long/{}", "c".repeat(255));
+    let longest_path = format!("/{}", "d".repeat(200)).repeat(5) + &format!("/{}", "e".repeat(18));
+    assert_eq!(longest_path.len(), 1024);
+    let mut paths: Vec<&str> = VALID_PATHS.to_vec();
+    paths.push(&long_component);
+    paths.push(&longest_path);
+    for path in [long_component.as_str(), longest_path.as_str()] {
+        let mut w = ok(d.writer(path, false).await, &format!("writer({path})"));
+        ok(w.write(Bytes::from_static(b"part one ")).await, "write");
+        ok(w.close().await, "close");
+        let mut w = ok(
+            d.writer(path, true).await,
+            &format!("resume writer({path})"),
+        );
+        ok(w.write(Bytes::from_static(b"part two")).await, "write");
+        ok(w.commit().await, "commit");
+        assert_eq!(
+            get(d, path).await,
+            Bytes::from_static(b"part one part two"),
+            "{path} after a resumed writer"
+        );
+    }
+    for (i, path) in paths.iter().enumerate() {
         let content = Bytes::from(format!("content {i}"));
         put(d, path, content.clone()).await;
         assert_eq!(get(d, path).await, content, "get_content({path})");

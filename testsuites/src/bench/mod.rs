@@ -20,6 +20,8 @@
 //! # }
 //! ```
 
+pub mod raw;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 
