@@ -12,8 +12,8 @@ export STORAGEDRIVER_REQUIRE_SERVERS="${STORAGEDRIVER_REQUIRE_SERVERS:-1}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 
-echo "== cargo test --workspace"
-cargo test --workspace --locked
+echo "== cargo test --workspace --all-features"
+cargo test --workspace --all-features --locked
 
 echo "== examples/custom-driver: the suite on a driver outside the workspace"
 CARGO_TARGET_DIR="$target_dir" cargo test --manifest-path examples/custom-driver/Cargo.toml --locked

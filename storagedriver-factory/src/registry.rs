@@ -179,12 +179,27 @@ fn is_executable(path: &Path) -> bool {
 
 /// The factories of the built-in drivers this crate's features enable.
 fn builtin_factories() -> Vec<Arc<dyn DriverFactory>> {
-    vec![
-        #[cfg(feature = "inmemory")]
-        Arc::new(driver_inmemory::InMemoryFactory) as Arc<dyn DriverFactory>,
-        #[cfg(feature = "filesystem")]
-        Arc::new(driver_filesystem::FilesystemFactory) as Arc<dyn DriverFactory>,
-    ]
+    [inmemory_factory(), filesystem_factory()].into_iter().flatten().collect()
+}
+
+#[cfg(feature = "inmemory")]
+fn inmemory_factory() -> Option<Arc<dyn DriverFactory>> {
+    Some(Arc::new(driver_inmemory::InMemoryFactory))
+}
+
+#[cfg(not(feature = "inmemory"))]
+fn inmemory_factory() -> Option<Arc<dyn DriverFactory>> {
+    None
+}
+
+#[cfg(feature = "filesystem")]
+fn filesystem_factory() -> Option<Arc<dyn DriverFactory>> {
+    Some(Arc::new(driver_filesystem::FilesystemFactory))
+}
+
+#[cfg(not(feature = "filesystem"))]
+fn filesystem_factory() -> Option<Arc<dyn DriverFactory>> {
+    None
 }
 
 /// The process-wide registry behind [`create`] and [`register`], holding the built-in drivers.

@@ -34,8 +34,8 @@ pub async fn spawn_driver(name: &str, executable: &Path, parameters: &Parameters
 
 /// A [`MakeFixture`] whose fixtures each start the executable on a fresh temporary directory:
 /// `parameters` gets that directory (a driver without storage can ignore it) and returns the
-/// driver's parameters as a JSON object. Reopening starts a second child with the same
-/// parameters, so persistent drivers resume writers across processes.
+/// driver's parameters as a JSON object. For a persistent driver, reopening starts a second
+/// child with the same parameters, so writers resume across processes.
 pub fn ipc_fixture<F>(name: &'static str, executable: &'static str, parameters: F) -> MakeFixture
 where
     F: Fn(&Path) -> Value + Send + Sync + 'static,
@@ -53,13 +53,16 @@ where
                 Err(e) => panic!("the parameters of {name} are not a JSON object: {e}"),
             };
             let driver = spawn_driver(name, Path::new(executable), &params).await;
+            let persistent = driver.capabilities().persistent;
+            let fixture = Fixture::new(driver).with_guard(dir);
+            if !persistent {
+                return fixture;
+            }
             let params = Arc::new(params);
-            Fixture::new(driver)
-                .with_reopen(move || {
-                    let params = params.clone();
-                    async move { spawn_driver(name, Path::new(executable), &params).await }
-                })
-                .with_guard(dir)
+            fixture.with_reopen(move || {
+                let params = params.clone();
+                async move { spawn_driver(name, Path::new(executable), &params).await }
+            })
         }
     })
 }

@@ -38,6 +38,7 @@ pub mod cases;
 pub mod data;
 pub mod fixture;
 pub mod http;
+pub mod ipc;
 mod macros;
 mod runner;
 pub mod sizes;

@@ -1,0 +1,488 @@
+//! Measures the IPC layer against raw Unix sockets between two processes.
+//!
+//! ```text
+//! cargo run --release -p storagedriver-ipc --example ipc_bench [SIZE_MIB]
+//! ```
+//!
+//! - latency: a `stat` round trip against a raw 64-byte request/reply;
+//! - throughput: a `reader` stream of SIZE_MIB (1024 by default) against raw 1 MiB writes,
+//!   and a writer stream the other way;
+//! - memory: the peak RSS of this process and of the child.
+//!
+//! The child is this same executable: with `REGISTRY_STORAGE_IPC_SOCKET` set it serves a
+//! synthetic driver (content made on the fly, writes discarded) so that only the IPC layer's
+//! memory shows; with `IPC_BENCH_RAW` set it is the raw peer.
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use storagedriver::{
+    ByteStream, Capabilities, DriverFactory, Error, FileInfo, FileWriter, Parameters, Result,
+    StorageDriver, UrlOptions,
+};
+use storagedriver_ipc::{IpcDriver, SOCKET_ENV, run_driver_executable};
+
+const CHUNK: usize = 1 << 20;
+
+fn main() -> ExitCode {
+    if std::env::var_os(SOCKET_ENV).is_some() {
+        return run_driver_executable(&SyntheticFactory);
+    }
+    if let Some(mode) = std::env::var_os("IPC_BENCH_RAW") {
+        raw_peer(&mode.to_string_lossy());
+        return ExitCode::SUCCESS;
+    }
+    let size_mib: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1024);
+    let size = size_mib << 20;
+
+    let only = std::env::var("IPC_BENCH_ONLY").unwrap_or_default();
+    let raw_rtt = raw_latency(20_000);
+    let raw_bw = raw_throughput(size);
+    println!(
+        "raw 64-byte request/reply: {:.1} µs",
+        raw_rtt.as_secs_f64() * 1e6
+    );
+    println!("raw unix socket stream: {:.2} GB/s", raw_bw / 1e9);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    // Measured from a spawned task, as a registry's request handlers are (not from the
+    // block_on thread, which a worker must wake for every event).
+    let bench = runtime.spawn(async move {
+        let exe = std::env::current_exe().expect("own path");
+        let driver = IpcDriver::spawn("synthetic", &exe, &Parameters::new())
+            .await
+            .expect("spawned");
+        let pid = driver.child_pid().expect("a child");
+        let tokio_rtt = tokio_latency(1000).await;
+        println!(
+            "tokio 64-byte request/reply, task to task, no demultiplexing (best of 10 x 1000): {:.1} µs",
+            tokio_rtt.as_secs_f64() * 1e6
+        );
+
+        // Latency: sequential stats, in batches alternating with raw request/replies (the
+        // machine may be shared): the median of the batch ratios, and the best of each.
+        if only.is_empty() || only == "stat" {
+            let mut echo = RawEcho::start();
+            echo.measure(2000);
+            for _ in 0..2000 {
+                driver.stat("/x").await.expect("stat");
+            }
+            let mut ratios = Vec::new();
+            let (mut best_raw, mut best_stat) = (Duration::MAX, Duration::MAX);
+            for _ in 0..40 {
+                let raw = tokio::task::block_in_place(|| echo.measure(500));
+                let started = Instant::now();
+                for _ in 0..500 {
+                    driver.stat("/x").await.expect("stat");
+                }
+                let stat = started.elapsed() / 500;
+                ratios.push(stat.as_secs_f64() / raw.as_secs_f64());
+                best_raw = best_raw.min(raw);
+                best_stat = best_stat.min(stat);
+            }
+            ratios.sort_by(f64::total_cmp);
+            println!(
+                "ipc stat round trip: best {:.1} µs vs raw best {:.1} µs; median ratio {:.2}x raw (40 alternating batches of 500)",
+                best_stat.as_secs_f64() * 1e6,
+                best_raw.as_secs_f64() * 1e6,
+                ratios[ratios.len() / 2]
+            );
+        }
+        // Reader throughput.
+        if only.is_empty() || only == "reader" {
+            let floor = tokio_throughput(size).await;
+            println!(
+                "tokio reader task + channel, fresh 1 MiB buffers: {:.2} GB/s ({:.0}% of raw)",
+                floor / 1e9,
+                100.0 * floor / raw_bw
+            );
+            let mut best = 0.0f64;
+            for _ in 0..3 {
+                let started = Instant::now();
+                let mut stream = driver
+                    .reader(&format!("/gen/{size}"), 0)
+                    .await
+                    .expect("reader");
+                let mut got = 0usize;
+                while let Some(chunk) = stream.next().await {
+                    got += chunk.expect("chunk").len();
+                }
+                assert_eq!(got, size);
+                best = best.max(size as f64 / started.elapsed().as_secs_f64());
+            }
+            println!(
+                "ipc reader stream: {:.2} GB/s ({:.0}% of raw)",
+                best / 1e9,
+                100.0 * best / raw_bw
+            );
+        }
+        // Writer throughput.
+        if only.is_empty() || only == "writer" {
+            let data = Bytes::from(vec![7u8; CHUNK]);
+            let started = Instant::now();
+            let mut w = driver.writer("/sink", false).await.expect("writer");
+            for _ in 0..(size / CHUNK) {
+                w.write(data.clone()).await.expect("write");
+            }
+            w.commit().await.expect("commit");
+            let bw = size as f64 / started.elapsed().as_secs_f64();
+            println!(
+                "ipc writer stream: {:.2} GB/s ({:.0}% of raw)",
+                bw / 1e9,
+                100.0 * bw / raw_bw
+            );
+        }
+        // Concurrent stats.
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let d = driver.clone();
+                tokio::spawn(async move {
+                    for _ in 0..500 {
+                        d.stat("/x").await.expect("stat");
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("task");
+        }
+        println!(
+            "64 tasks x 500 stats: {:.0} stats/s",
+            32_000.0 / started.elapsed().as_secs_f64()
+        );
+
+        println!(
+            "peak RSS: client {} MiB, child {} MiB",
+            hwm("self") >> 10,
+            hwm(&pid.to_string()) >> 10
+        );
+    });
+    runtime.block_on(bench).expect("the benchmark task");
+    ExitCode::SUCCESS
+}
+
+/// VmHWM in KiB.
+fn hwm(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn raw_child(mode: &str, socket: &std::path::Path, extra: &str) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().expect("own path"))
+        .env("IPC_BENCH_RAW", mode)
+        .env("IPC_BENCH_SOCKET", socket)
+        .env("IPC_BENCH_ARG", extra)
+        .spawn()
+        .expect("raw child")
+}
+
+/// A raw echo peer in another process, blocking sockets both sides.
+struct RawEcho {
+    stream: UnixStream,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl RawEcho {
+    fn start() -> RawEcho {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("raw.sock");
+        let listener = UnixListener::bind(&path).expect("bind");
+        let child = raw_child("echo", &path, "");
+        let (stream, _) = listener.accept().expect("accept");
+        RawEcho {
+            stream,
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// The mean round trip of `n` 64-byte request/replies.
+    fn measure(&mut self, n: u32) -> Duration {
+        let mut buf = [0u8; 64];
+        let started = Instant::now();
+        for _ in 0..n {
+            self.stream.write_all(&buf).expect("write");
+            self.stream.read_exact(&mut buf).expect("read");
+        }
+        started.elapsed() / n
+    }
+}
+
+impl Drop for RawEcho {
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        let _ = self.child.wait();
+    }
+}
+
+fn raw_latency(n: u32) -> Duration {
+    let mut echo = RawEcho::start();
+    echo.measure(2000);
+    echo.measure(n)
+}
+
+/// The floor of any tokio design: one task doing write + read against a tokio echo task in
+/// the other process (no demultiplexing, no task hand-offs).
+async fn tokio_latency(n: u32) -> Duration {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("raw.sock");
+    let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+    let mut child = raw_child("tokio_echo", &path, "");
+    let (mut s, _) = listener.accept().await.expect("accept");
+    let mut buf = [0u8; 64];
+    let mut best = Duration::MAX;
+    for round in 0..11 {
+        let started = Instant::now();
+        for _ in 0..n {
+            s.write_all(&buf).await.expect("write");
+            s.read_exact(&mut buf).await.expect("read");
+        }
+        if round > 0 {
+            best = best.min(started.elapsed() / n);
+        }
+    }
+    drop(s);
+    let _ = child.wait();
+    best
+}
+
+/// A tokio reader task reading 1 MiB frames into fresh buffers and handing them over a
+/// channel: the floor of the IPC reader's design.
+async fn tokio_throughput(size: usize) -> f64 {
+    use tokio::io::AsyncReadExt;
+    let mut best = 0.0f64;
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("raw.sock");
+        let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+        let mut child = raw_child("source", &path, &size.to_string());
+        let (mut s, _) = listener.accept().await.expect("accept");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<bytes::Bytes>();
+        let started = Instant::now();
+        if std::env::var_os("IPC_BENCH_REUSE").is_some() {
+            let mut buf = vec![0u8; CHUNK];
+            let mut got = 0;
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got += n,
+                }
+            }
+            best = best.max(got as f64 / started.elapsed().as_secs_f64());
+            let _ = child.wait();
+            continue;
+        }
+        tokio::spawn(async move {
+            let mut buf = bytes::BytesMut::new();
+            loop {
+                if buf.len() >= CHUNK {
+                    if tx.send(buf.split_to(CHUNK).freeze()).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                buf.reserve(CHUNK - buf.len());
+                match s.read_buf(&mut buf).await {
+                    Ok(0) | Err(_) => {
+                        let _ = tx.send(buf.split().freeze());
+                        return;
+                    }
+                    Ok(_) => {}
+                }
+            }
+        });
+        let mut got = 0;
+        while let Some(b) = rx.recv().await {
+            got += b.len();
+        }
+        best = best.max(got as f64 / started.elapsed().as_secs_f64());
+        let _ = child.wait();
+    }
+    best
+}
+
+fn raw_throughput(size: usize) -> f64 {
+    let mut best = 0.0f64;
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("raw.sock");
+        let listener = UnixListener::bind(&path).expect("bind");
+        let mut child = raw_child("source", &path, &size.to_string());
+        let (mut s, _) = listener.accept().expect("accept");
+        let mut buf = vec![0u8; CHUNK];
+        let started = Instant::now();
+        let mut got = 0;
+        while got < size {
+            let n = s.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        best = best.max(got as f64 / started.elapsed().as_secs_f64());
+        let _ = child.wait();
+    }
+    best
+}
+
+fn raw_peer(mode: &str) {
+    let path = std::env::var_os("IPC_BENCH_SOCKET").expect("socket");
+    let mut s = UnixStream::connect(path).expect("connect");
+    match mode {
+        "tokio_echo" => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            let echo = rt.spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                s.set_nonblocking(true).expect("nonblocking");
+                let mut s = tokio::net::UnixStream::from_std(s).expect("tokio stream");
+                let mut buf = [0u8; 64];
+                while s.read_exact(&mut buf).await.is_ok() {
+                    if s.write_all(&buf).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let _ = rt.block_on(echo);
+        }
+        "echo" => {
+            let mut buf = [0u8; 64];
+            while s.read_exact(&mut buf).is_ok() {
+                if s.write_all(&buf).is_err() {
+                    break;
+                }
+            }
+        }
+        _ => {
+            let size: usize = std::env::var("IPC_BENCH_ARG")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let buf = vec![7u8; CHUNK];
+            let mut sent = 0;
+            while sent < size {
+                let n = CHUNK.min(size - sent);
+                s.write_all(&buf[..n]).expect("write");
+                sent += n;
+            }
+        }
+    }
+}
+
+/// Content made on the fly: `/gen/<n>` is n bytes; writes are counted and dropped.
+#[derive(Debug)]
+struct Synthetic {
+    chunk: Bytes,
+}
+
+#[derive(Debug)]
+struct SyntheticFactory;
+
+#[async_trait]
+impl DriverFactory for SyntheticFactory {
+    fn name(&self) -> &str {
+        "synthetic"
+    }
+    async fn create(&self, _parameters: &Parameters) -> Result<Arc<dyn StorageDriver>> {
+        Ok(Arc::new(Synthetic {
+            chunk: Bytes::from(vec![1u8; CHUNK]),
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct Sink(u64, bool);
+
+#[async_trait]
+impl FileWriter for Sink {
+    async fn write(&mut self, data: Bytes) -> Result<()> {
+        self.0 += data.len() as u64;
+        Ok(())
+    }
+    fn size(&self) -> u64 {
+        self.0
+    }
+    async fn close(&mut self) -> Result<()> {
+        self.1 = true;
+        Ok(())
+    }
+    async fn cancel(&mut self) -> Result<()> {
+        Ok(())
+    }
+    async fn commit(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StorageDriver for Synthetic {
+    fn name(&self) -> &str {
+        "synthetic"
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new()
+    }
+    async fn get_content(&self, path: &str) -> Result<Bytes> {
+        Err(Error::path_not_found("synthetic", path))
+    }
+    async fn put_content(&self, _path: &str, _content: Bytes) -> Result<()> {
+        Ok(())
+    }
+    async fn reader(&self, path: &str, _offset: u64) -> Result<ByteStream> {
+        let size: usize = path
+            .strip_prefix("/gen/")
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| Error::path_not_found("synthetic", path))?;
+        let chunk = self.chunk.clone();
+        let chunks = size / CHUNK;
+        let rest = size % CHUNK;
+        let tail = chunk.slice(..rest);
+        let stream = futures::stream::iter(
+            std::iter::repeat_n(chunk, chunks)
+                .chain((rest > 0).then_some(tail))
+                .map(Ok),
+        );
+        Ok(stream.boxed())
+    }
+    async fn writer(&self, _path: &str, _append: bool) -> Result<Box<dyn FileWriter>> {
+        Ok(Box::new(Sink(0, false)))
+    }
+    async fn stat(&self, path: &str) -> Result<FileInfo> {
+        Ok(FileInfo::file(path, 42, SystemTime::now()))
+    }
+    async fn list(&self, path: &str) -> Result<Vec<String>> {
+        Err(Error::path_not_found("synthetic", path))
+    }
+    async fn rename(&self, source: &str, _dest: &str) -> Result<()> {
+        Err(Error::path_not_found("synthetic", source))
+    }
+    async fn delete(&self, path: &str) -> Result<()> {
+        Err(Error::path_not_found("synthetic", path))
+    }
+    async fn url_for(&self, _path: &str, _options: &UrlOptions) -> Result<String> {
+        Err(Error::unsupported("synthetic", "url_for"))
+    }
+}

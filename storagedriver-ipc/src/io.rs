@@ -1,0 +1,715 @@
+//! The connection's plumbing, shared by client and server: the frame writer, the reading of
+//! frames, and stream windows.
+//!
+//! # The writer
+//!
+//! Every frame goes through [`Outbox::send`], which never awaits: when nothing is queued it
+//! writes the frame straight to the socket (non-blocking, under a short lock), so a small
+//! request costs one `write` syscall and no task hop; what the socket does not take at once is
+//! queued and written by the connection's writer task, in order. Because a frame is either
+//! written whole or queued whole before `send` returns, a caller that is cancelled can never
+//! leave half a frame on the wire. The queue is bounded by the protocol's flow control: stream
+//! data is sent only within a window, and everything else is small.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::sync::Notify;
+
+use crate::frame::{self, Frame, FrameDecoder, FrameError, FrameType, HEADER_LEN};
+
+/// Every stream's initial window: 4 MiB.
+pub(crate) const INITIAL_WINDOW: u64 = 4 << 20;
+
+/// A receiver grants credit back once it has consumed this much.
+pub(crate) const CREDIT_BATCH: u64 = 1 << 20;
+
+/// How much a read asks for when no large frame is being received.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Payloads up to this size are copied next to their header and written in one piece.
+const SMALL_FRAME: usize = 16 * 1024;
+
+/// Slices gathered into one vectored write.
+const MAX_IOV: usize = 64;
+
+/// A boxed write half.
+pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+/// A boxed read half.
+pub(crate) type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
+
+/// Splits a stream into boxed halves; a `UnixStream` is split without a lock between them.
+pub(crate) fn split_stream<S>(stream: S) -> (BoxRead, BoxWrite)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let mut slot = Some(stream);
+    let unix = (&mut slot as &mut dyn std::any::Any)
+        .downcast_mut::<Option<tokio::net::UnixStream>>()
+        .and_then(Option::take);
+    if let Some(unix) = unix {
+        let (r, w) = unix.into_split();
+        return (Box::new(r), Box::new(w));
+    }
+    match slot {
+        Some(s) => {
+            let (r, w) = tokio::io::split(Box::pin(s));
+            (Box::new(r), Box::new(w))
+        }
+        // Not reached (the stream was taken only if it was a UnixStream); a closed connection
+        // rather than a panic all the same.
+        None => (Box::new(tokio::io::empty()), Box::new(tokio::io::sink())),
+    }
+}
+
+/// The state behind the outbox's lock.
+struct OutState {
+    io: Option<BoxWrite>,
+    queue: VecDeque<Bytes>,
+    queued_bytes: usize,
+    needs_flush: bool,
+    task_waker: Option<Waker>,
+    error: Option<String>,
+}
+
+/// The sending side of a connection: see the module docs.
+pub(crate) struct Outbox {
+    state: Mutex<OutState>,
+    /// Bytes accepted by `send` so far.
+    enqueued: AtomicU64,
+    /// Bytes handed to the socket so far.
+    written: AtomicU64,
+    closed: AtomicBool,
+    progress: Notify,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("enqueued", &self.enqueued.load(Ordering::Relaxed))
+            .field("written", &self.written.load(Ordering::Relaxed))
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// The outbox was closed (by the other side going away, a write error, or shutdown).
+#[derive(Debug, Clone)]
+pub(crate) struct Closed(pub(crate) String);
+
+impl Outbox {
+    /// An outbox over `io`, and the future of its writer task (spawn it).
+    pub(crate) fn new(io: BoxWrite) -> (Arc<Outbox>, impl Future<Output = ()> + Send + 'static) {
+        let outbox = Arc::new(Outbox {
+            state: Mutex::new(OutState {
+                io: Some(io),
+                queue: VecDeque::new(),
+                queued_bytes: 0,
+                needs_flush: false,
+                task_waker: None,
+                error: None,
+            }),
+            enqueued: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            progress: Notify::new(),
+        });
+        let task = writer_task(Arc::clone(&outbox));
+        (outbox, task)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, OutState> {
+        // A panic while holding this lock leaves a consistent queue behind: go on with it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True once the outbox is closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// The reason the outbox closed, if it did because of an error.
+    pub(crate) fn error(&self) -> Option<String> {
+        self.lock().error.clone()
+    }
+
+    /// Sends a frame with a payload of at most [`frame::MAX_PAYLOAD`] bytes, whole, in order.
+    /// Never waits.
+    pub(crate) fn send(&self, kind: FrameType, id: u64, payload: Bytes) -> Result<(), Closed> {
+        let header = match frame::encode_header(kind, id, payload.len()) {
+            Ok(h) => h,
+            Err(e) => return Err(Closed(e.to_string())),
+        };
+        let total = HEADER_LEN + payload.len();
+        let mut st = self.lock();
+        if st.io.is_none() {
+            return Err(Closed(
+                st.error
+                    .clone()
+                    .unwrap_or_else(|| "the connection is closed".to_owned()),
+            ));
+        }
+        self.enqueued.fetch_add(total as u64, Ordering::Relaxed);
+        if !st.queue.is_empty() || st.needs_flush {
+            // The writer task owns the socket's waker until it is done: queue behind it.
+            push_frame(&mut st, &header, payload);
+            wake(&mut st);
+            return Ok(());
+        }
+        // Nothing queued: try to write the frame straight away, without waiting.
+        let mut cx = Context::from_waker(Waker::noop());
+        let small = payload.len() <= SMALL_FRAME;
+        let joined;
+        let (first, second): (&[u8], &[u8]) = if small {
+            let mut buf = Vec::with_capacity(total);
+            buf.extend_from_slice(&header);
+            buf.extend_from_slice(&payload);
+            joined = buf;
+            (&joined, &[])
+        } else {
+            (&header, &payload)
+        };
+        let mut done = 0usize;
+        let mut failed = None;
+        if let Some(io) = st.io.as_mut() {
+            while done < total {
+                let slices = slices_from(first, second, done);
+                match Pin::new(&mut *io).poll_write_vectored(&mut cx, &slices) {
+                    Poll::Ready(Ok(0)) => {
+                        failed = Some("the connection accepts no more bytes".to_owned());
+                        break;
+                    }
+                    Poll::Ready(Ok(n)) => done += n,
+                    Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Poll::Ready(Err(e)) => {
+                        failed = Some(format!("writing to the connection failed: {e}"));
+                        break;
+                    }
+                    Poll::Pending => break,
+                }
+            }
+        }
+        if let Some(reason) = failed {
+            self.fail_locked(&mut st, reason.clone());
+            return Err(Closed(reason));
+        }
+        self.written.fetch_add(done as u64, Ordering::Relaxed);
+        if done == total {
+            // Flushing a socket is a no-op; other streams may need the writer task for it.
+            let flushed = match st.io.as_mut() {
+                Some(io) => Pin::new(&mut **io).poll_flush(&mut cx),
+                None => Poll::Ready(Ok(())),
+            };
+            match flushed {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => {
+                    let reason = format!("flushing the connection failed: {e}");
+                    self.fail_locked(&mut st, reason.clone());
+                    return Err(Closed(reason));
+                }
+                Poll::Pending => {
+                    st.needs_flush = true;
+                    wake(&mut st);
+                }
+            }
+            drop(st);
+            self.progress.notify_waiters();
+            return Ok(());
+        }
+        st.needs_flush = true;
+        {
+            // Queue what the socket did not take, in order.
+            if done < first.len() {
+                st.queue.push_back(Bytes::copy_from_slice(&first[done..]));
+                st.queued_bytes += first.len() - done;
+                if !second.is_empty() {
+                    st.queue.push_back(payload.clone());
+                    st.queued_bytes += payload.len();
+                }
+            } else {
+                let from = done - first.len();
+                st.queue.push_back(payload.slice(from..));
+                st.queued_bytes += payload.len() - from;
+            }
+        }
+        // The writer task writes the rest when the socket takes more.
+        wake(&mut st);
+        Ok(())
+    }
+
+    /// Waits until everything sent so far has been handed to the socket, or `timeout` passed,
+    /// or the outbox closed. True when everything went out.
+    pub(crate) async fn drain(&self, timeout: Duration) -> bool {
+        let target = self.enqueued.load(Ordering::Relaxed);
+        let wait = async {
+            loop {
+                let notified = self.progress.notified();
+                if self.written.load(Ordering::Relaxed) >= target {
+                    return true;
+                }
+                if self.is_closed() {
+                    return false;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.unwrap_or(false)
+    }
+
+    /// Closes the outbox: the write half is dropped (the peer sees end of file once the read
+    /// half is gone too) and later sends fail.
+    pub(crate) fn close(&self, reason: &str) {
+        let mut st = self.lock();
+        if st.error.is_none() {
+            st.error = Some(reason.to_owned());
+        }
+        self.close_locked(&mut st);
+    }
+
+    /// Shuts the write direction down gracefully once what is queued is written (the peer sees
+    /// end of file), then closes.
+    pub(crate) async fn shutdown(&self, timeout: Duration) {
+        self.drain(timeout).await;
+        let io = self.lock().io.take();
+        if let Some(mut io) = io {
+            let _ =
+                tokio::time::timeout(timeout, poll_fn(|cx| Pin::new(&mut *io).poll_shutdown(cx)))
+                    .await;
+        }
+        self.close("the connection was shut down");
+    }
+
+    fn fail_locked(&self, st: &mut OutState, reason: String) {
+        if st.error.is_none() {
+            st.error = Some(reason);
+        }
+        self.close_locked(st);
+    }
+
+    fn close_locked(&self, st: &mut OutState) {
+        st.io = None;
+        st.queue.clear();
+        st.queued_bytes = 0;
+        self.closed.store(true, Ordering::Release);
+        wake(st);
+        self.progress.notify_waiters();
+    }
+}
+
+fn wake(st: &mut OutState) {
+    if let Some(w) = st.task_waker.take() {
+        w.wake();
+    }
+}
+
+fn push_frame(st: &mut OutState, header: &[u8; HEADER_LEN], payload: Bytes) {
+    st.queued_bytes += HEADER_LEN + payload.len();
+    if payload.len() <= SMALL_FRAME {
+        let mut buf = BytesMut::with_capacity(HEADER_LEN + payload.len());
+        buf.extend_from_slice(header);
+        buf.extend_from_slice(&payload);
+        st.queue.push_back(buf.freeze());
+    } else {
+        st.queue.push_back(Bytes::copy_from_slice(header));
+        st.queue.push_back(payload);
+    }
+}
+
+/// The unwritten parts of `first` then `second`, `done` bytes in.
+fn slices_from<'a>(first: &'a [u8], second: &'a [u8], done: usize) -> [IoSlice<'a>; 2] {
+    if done < first.len() {
+        [IoSlice::new(&first[done..]), IoSlice::new(second)]
+    } else {
+        [
+            IoSlice::new(&second[done - first.len()..]),
+            IoSlice::new(&[]),
+        ]
+    }
+}
+
+/// Writes what the outbox queued, in order, until the outbox closes.
+async fn writer_task(outbox: Arc<Outbox>) {
+    poll_fn(|cx| poll_writer(&outbox, cx)).await;
+}
+
+fn poll_writer(outbox: &Outbox, cx: &mut Context<'_>) -> Poll<()> {
+    let mut st = outbox.lock();
+    loop {
+        let OutState {
+            io,
+            queue,
+            queued_bytes,
+            needs_flush,
+            task_waker,
+            ..
+        } = &mut *st;
+        let Some(io) = io.as_mut() else {
+            return Poll::Ready(());
+        };
+        if queue.is_empty() {
+            if *needs_flush {
+                match Pin::new(&mut **io).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => *needs_flush = false,
+                    Poll::Ready(Err(e)) => {
+                        outbox.fail_locked(&mut st, format!("flushing the connection failed: {e}"));
+                        return Poll::Ready(());
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            match task_waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => *task_waker = Some(cx.waker().clone()),
+            }
+            return Poll::Pending;
+        }
+        let slices: Vec<IoSlice<'_>> = queue
+            .iter()
+            .take(MAX_IOV)
+            .map(|b| IoSlice::new(b))
+            .collect();
+        match Pin::new(&mut **io).poll_write_vectored(cx, &slices) {
+            Poll::Ready(Ok(0)) => {
+                outbox.fail_locked(&mut st, "the connection accepts no more bytes".to_owned());
+                return Poll::Ready(());
+            }
+            Poll::Ready(Ok(mut n)) => {
+                drop(slices);
+                *queued_bytes -= n.min(*queued_bytes);
+                outbox.written.fetch_add(n as u64, Ordering::Relaxed);
+                *needs_flush = true;
+                while n > 0 {
+                    let Some(front) = queue.front_mut() else {
+                        break;
+                    };
+                    if n >= front.len() {
+                        n -= front.len();
+                        queue.pop_front();
+                    } else {
+                        let rest = front.slice(n..);
+                        *front = rest;
+                        n = 0;
+                    }
+                }
+                outbox.progress.notify_waiters();
+            }
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Poll::Ready(Err(e)) => {
+                drop(slices);
+                outbox.fail_locked(&mut st, format!("writing to the connection failed: {e}"));
+                return Poll::Ready(());
+            }
+            Poll::Pending => {
+                // The socket wakes us when it is writable; `send` queues behind us meanwhile.
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
+/// What ended a connection's reading.
+#[derive(Debug)]
+pub(crate) enum ReadEnd {
+    /// End of file.
+    Eof,
+    /// A read failed.
+    Io(io::Error),
+    /// The bytes break the framing.
+    Frame(FrameError),
+}
+
+impl std::fmt::Display for ReadEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadEnd::Eof => f.write_str("the connection was closed"),
+            ReadEnd::Io(e) => write!(f, "reading from the connection failed: {e}"),
+            ReadEnd::Frame(e) => write!(f, "protocol error: {e}"),
+        }
+    }
+}
+
+/// Reads frames: a buffer, a decoder and the read half.
+pub(crate) struct FrameReader {
+    io: BoxRead,
+    buf: BytesMut,
+    decoder: FrameDecoder,
+}
+
+impl FrameReader {
+    /// A reader over `io`.
+    pub(crate) fn new(io: BoxRead) -> FrameReader {
+        FrameReader {
+            io,
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            decoder: FrameDecoder::new(),
+        }
+    }
+
+    /// The next frame already in the buffer, without reading.
+    pub(crate) fn buffered(&mut self) -> Result<Option<Frame>, ReadEnd> {
+        self.decoder.decode(&mut self.buf).map_err(ReadEnd::Frame)
+    }
+
+    /// Reads more bytes into the buffer (cancel safe: bytes read are kept).
+    pub(crate) async fn fill(&mut self) -> Result<(), ReadEnd> {
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        match self.io.read_buf(&mut self.buf).await {
+            Ok(0) => Err(ReadEnd::Eof),
+            Ok(_) => Ok(()),
+            Err(e) => Err(ReadEnd::Io(e)),
+        }
+    }
+
+    /// The next frame, reading as needed.
+    pub(crate) async fn next(&mut self) -> Result<Frame, ReadEnd> {
+        loop {
+            if let Some(frame) = self.buffered()? {
+                return Ok(frame);
+            }
+            self.fill().await?;
+        }
+    }
+}
+
+/// The sending side's view of one stream's window.
+#[derive(Debug)]
+pub(crate) struct Window {
+    state: Mutex<WindowState>,
+    notify: Notify,
+}
+
+#[derive(Debug)]
+struct WindowState {
+    available: u64,
+    closed: bool,
+}
+
+impl Window {
+    /// A window of [`INITIAL_WINDOW`].
+    pub(crate) fn new() -> Arc<Window> {
+        Arc::new(Window {
+            state: Mutex::new(WindowState {
+                available: INITIAL_WINDOW,
+                closed: false,
+            }),
+            notify: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, WindowState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes up to `want` bytes of window, waiting while none is left; `None` once closed.
+    pub(crate) async fn acquire(&self, want: usize) -> Option<usize> {
+        loop {
+            let notified = self.notify.notified();
+            {
+                let mut st = self.lock();
+                if st.closed {
+                    return None;
+                }
+                if st.available > 0 {
+                    let n = (want as u64).min(st.available);
+                    st.available -= n;
+                    // `n <= want`, a usize.
+                    return Some(n as usize);
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Adds `n` bytes of credit (saturating: a peer cannot overflow it).
+    pub(crate) fn grant(&self, n: u64) {
+        let mut st = self.lock();
+        st.available = st.available.saturating_add(n);
+        drop(st);
+        self.notify.notify_one();
+    }
+
+    /// Closes the window: waiters and later acquires get `None`.
+    pub(crate) fn close(&self) {
+        self.lock().closed = true;
+        self.notify.notify_one();
+        self.notify.notify_waiters();
+    }
+
+    /// Waits until the window is closed (the receiver reset the stream).
+    pub(crate) async fn closed(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.lock().closed {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// The receiving side's accounting of one stream: what arrived against what was granted.
+#[derive(Debug)]
+pub(crate) struct Inflow {
+    received: u64,
+    granted: Arc<AtomicU64>,
+}
+
+impl Inflow {
+    /// A new stream's accounting, and the counter its consumer adds grants to.
+    pub(crate) fn new() -> (Inflow, Arc<AtomicU64>) {
+        let granted = Arc::new(AtomicU64::new(INITIAL_WINDOW));
+        (
+            Inflow {
+                received: 0,
+                granted: Arc::clone(&granted),
+            },
+            granted,
+        )
+    }
+
+    /// Counts `n` arriving bytes; false when the sender overran its window.
+    pub(crate) fn receive(&mut self, n: usize) -> bool {
+        self.received = self.received.saturating_add(n as u64);
+        self.received <= self.granted.load(Ordering::Acquire)
+    }
+}
+
+/// The consumer's side of an [`Inflow`]: counts consumed bytes and says when to send credit.
+#[derive(Debug)]
+pub(crate) struct Consumed {
+    granted: Arc<AtomicU64>,
+    pending: u64,
+}
+
+impl Consumed {
+    /// Tracks consumption for the stream whose grants go to `granted`.
+    pub(crate) fn new(granted: Arc<AtomicU64>) -> Consumed {
+        Consumed {
+            granted,
+            pending: 0,
+        }
+    }
+
+    /// Counts `n` consumed bytes; returns the credit to send now, if a batch is complete.
+    pub(crate) fn consume(&mut self, n: usize) -> Option<u32> {
+        self.pending += n as u64;
+        if self.pending < CREDIT_BATCH {
+            return None;
+        }
+        let credit = self.pending.min(u64::from(u32::MAX));
+        self.pending -= credit;
+        // Record the grant before the peer can act on it.
+        self.granted.fetch_add(credit, Ordering::AcqRel);
+        // `credit <= u32::MAX`.
+        Some(credit as u32)
+    }
+}
+
+/// The payload of a `CREDIT` frame.
+pub(crate) fn credit_payload(n: u32) -> Bytes {
+    Bytes::copy_from_slice(&n.to_le_bytes())
+}
+
+/// The credit of a `CREDIT` payload; `None` unless it is exactly 4 bytes.
+pub(crate) fn parse_credit(payload: &[u8]) -> Option<u32> {
+    let bytes: [u8; 4] = payload.try_into().ok()?;
+    Some(u32::from_le_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn outbox_writes_in_order_through_backpressure() {
+        let (a, b) = tokio::net::UnixStream::pair().expect("a socket pair");
+        let (_ar, aw) = split_stream(a);
+        let (br, _bw) = split_stream(b);
+        let (outbox, task) = Outbox::new(aw);
+        let writer = tokio::spawn(task);
+        let reader = tokio::spawn(async move {
+            let mut reader = FrameReader::new(br);
+            let mut got = Vec::new();
+            for _ in 0..200 {
+                let f = reader.next().await.expect("a frame");
+                got.push((f.id, f.payload.len(), f.payload.first().copied()));
+            }
+            got
+        });
+        for i in 0..200u64 {
+            let len = if i % 3 == 0 {
+                1 << 20
+            } else {
+                (i as usize) * 7
+            };
+            outbox
+                .send(FrameType::Data, i, Bytes::from(vec![i as u8; len]))
+                .expect("open");
+        }
+        let got = reader.await.expect("reader");
+        for (i, (id, len, first)) in got.into_iter().enumerate() {
+            let i = i as u64;
+            assert_eq!(id, i);
+            let want = if i % 3 == 0 {
+                1 << 20
+            } else {
+                (i as usize) * 7
+            };
+            assert_eq!(len, want);
+            if want > 0 {
+                assert_eq!(first, Some(i as u8));
+            }
+        }
+        assert!(outbox.drain(Duration::from_secs(5)).await);
+        outbox.close("done");
+        writer.await.expect("writer task ends");
+        assert!(outbox.send(FrameType::Ping, 0, Bytes::new()).is_err());
+    }
+
+    #[tokio::test]
+    async fn window_waits_for_credit() {
+        let w = Window::new();
+        assert_eq!(w.acquire(usize::MAX).await, Some(INITIAL_WINDOW as usize));
+        let w2 = Arc::clone(&w);
+        let waiter = tokio::spawn(async move { w2.acquire(10).await });
+        tokio::task::yield_now().await;
+        w.grant(3);
+        assert_eq!(waiter.await.expect("task"), Some(3));
+        w.close();
+        assert_eq!(w.acquire(1).await, None);
+        w.grant(u64::from(u32::MAX));
+        w.grant(u64::MAX);
+    }
+
+    #[test]
+    fn inflow_and_consumed() {
+        let (mut inflow, granted) = Inflow::new();
+        let mut consumed = Consumed::new(granted);
+        assert!(inflow.receive(INITIAL_WINDOW as usize));
+        assert!(
+            !Inflow {
+                received: inflow.received,
+                granted: Arc::clone(&inflow.granted)
+            }
+            .receive(1)
+        );
+        assert_eq!(consumed.consume(1000), None);
+        assert_eq!(
+            consumed.consume(CREDIT_BATCH as usize),
+            Some(CREDIT_BATCH as u32 + 1000)
+        );
+        assert!(inflow.receive(1000));
+        assert_eq!(parse_credit(&credit_payload(77)), Some(77));
+        assert_eq!(parse_credit(&[1, 2, 3]), None);
+    }
+}

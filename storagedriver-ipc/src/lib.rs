@@ -1,0 +1,70 @@
+//! Storage drivers as separate processes: the client and server of the storage driver IPC
+//! protocol (see `PROTOCOL.md` in this crate).
+//!
+//! A driver can run as its own executable, `registry-storage-<name>`, written in any
+//! language. The registry side, [`IpcDriver`], is a [`storagedriver::StorageDriver`] whose
+//! calls go to that child process over a Unix socket; the server side, [`serve`], serves any
+//! `StorageDriver` over such a connection, and [`run_driver_executable`] is the whole `main`
+//! of a driver executable written in Rust.
+//!
+//! - Requests are multiplexed on one connection and run concurrently on the server.
+//! - Streams (`reader`, `get_content`, `put_content`, writers) move in frames of at most
+//!   1 MiB under per-stream flow control (a 4 MiB window), so memory stays bounded on both
+//!   sides whatever the size.
+//! - Errors of the server's driver come back as the same [`storagedriver::Error`] variants
+//!   with the same fields. Failures of the IPC layer (the child exited, the connection
+//!   closed, no sign of life within the liveness timeout, a protocol error, a version
+//!   mismatch) are `Error::Backend` errors naming the driver, the child's exit status and its
+//!   last stderr lines.
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> storagedriver::Result<()> {
+//! use std::sync::Arc;
+//! use storagedriver::StorageDriver;
+//! use storagedriver_ipc::{serve, IpcDriver};
+//! # #[derive(Debug)] struct Nothing;
+//! # #[async_trait::async_trait]
+//! # impl StorageDriver for Nothing {
+//! #   fn name(&self) -> &str { "nothing" }
+//! #   fn capabilities(&self) -> storagedriver::Capabilities { Default::default() }
+//! #   async fn get_content(&self, p: &str) -> storagedriver::Result<bytes::Bytes> { Err(storagedriver::Error::path_not_found("nothing", p)) }
+//! #   async fn put_content(&self, _: &str, _: bytes::Bytes) -> storagedriver::Result<()> { Err(storagedriver::Error::unsupported("nothing", "put_content")) }
+//! #   async fn reader(&self, p: &str, _: u64) -> storagedriver::Result<storagedriver::ByteStream> { Err(storagedriver::Error::path_not_found("nothing", p)) }
+//! #   async fn writer(&self, p: &str, _: bool) -> storagedriver::Result<Box<dyn storagedriver::FileWriter>> { Err(storagedriver::Error::path_not_found("nothing", p)) }
+//! #   async fn stat(&self, p: &str) -> storagedriver::Result<storagedriver::FileInfo> { Err(storagedriver::Error::path_not_found("nothing", p)) }
+//! #   async fn list(&self, p: &str) -> storagedriver::Result<Vec<String>> { Err(storagedriver::Error::path_not_found("nothing", p)) }
+//! #   async fn rename(&self, s: &str, _: &str) -> storagedriver::Result<()> { Err(storagedriver::Error::path_not_found("nothing", s)) }
+//! #   async fn delete(&self, p: &str) -> storagedriver::Result<()> { Err(storagedriver::Error::path_not_found("nothing", p)) }
+//! #   async fn url_for(&self, _: &str, _: &storagedriver::UrlOptions) -> storagedriver::Result<String> { Err(storagedriver::Error::unsupported("nothing", "url_for")) }
+//! # }
+//!
+//! // In process, over a socket pair; a real deployment uses IpcDriver::spawn.
+//! let (server_side, client_side) = tokio::net::UnixStream::pair().unwrap();
+//! tokio::spawn(serve(Arc::new(Nothing), server_side));
+//! let driver = IpcDriver::connect("nothing", client_side).await?;
+//! assert_eq!(driver.name(), "nothing"); // the name the server announced
+//! let err = driver.stat("/a").await.unwrap_err();
+//! assert_eq!(err.to_string(), "nothing: path not found: /a");
+//! # Ok(()) }
+//! ```
+
+mod child;
+mod client;
+mod error;
+pub mod frame;
+mod io;
+mod server;
+mod wire;
+
+pub use client::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_LIVENESS_TIMEOUT, IpcDriver, SpawnOptions};
+pub use server::{run_driver_executable, serve, serve_from_env};
+
+/// The protocol version this crate speaks (`MAJOR.MINOR`; peers with the same major are
+/// compatible).
+pub const PROTOCOL_VERSION: &str = "1.0";
+
+/// The environment variable that gives a driver server the path of the socket to connect to.
+pub const SOCKET_ENV: &str = "REGISTRY_STORAGE_IPC_SOCKET";

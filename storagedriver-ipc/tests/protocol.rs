@@ -1,0 +1,503 @@
+//! The server against a raw peer: garbage, truncated and oversized frames, protocol
+//! violations, and the rules of PROTOCOL.md seen from the wire.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use driver_inmemory::InMemoryDriver;
+use serde_json::{Value, json};
+use storagedriver::StorageDriver;
+use storagedriver_ipc::frame::{self, Frame, FrameDecoder, FrameType, MAX_PAYLOAD};
+use storagedriver_ipc::serve;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::task::JoinHandle;
+
+mod common;
+
+/// A raw client: writes frames, reads frames.
+struct Raw {
+    stream: UnixStream,
+    buf: BytesMut,
+    decoder: FrameDecoder,
+}
+
+impl Raw {
+    async fn send(&mut self, kind: FrameType, id: u64, payload: impl Into<Bytes>) {
+        let mut out = BytesMut::new();
+        frame::encode(&Frame::new(kind, id, payload), &mut out).expect("encodes");
+        self.stream.write_all(&out).await.expect("write");
+    }
+
+    async fn send_json(&mut self, kind: FrameType, id: u64, value: Value) {
+        self.send(kind, id, value.to_string().into_bytes()).await;
+    }
+
+    /// The next frame, or `None` at end of file.
+    async fn next(&mut self) -> Option<Frame> {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Some(f) = self.decoder.decode(&mut self.buf).expect("valid frames") {
+                    return Some(f);
+                }
+                self.buf.reserve(64 * 1024);
+                match self.stream.read_buf(&mut self.buf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .expect("the server answers within 5 s")
+    }
+
+    async fn expect(&mut self, kind: FrameType) -> Frame {
+        let f = self.next().await.expect("a frame");
+        assert_eq!(f.kind, kind, "got {f:?}");
+        f
+    }
+
+    async fn json(&mut self, kind: FrameType) -> (u64, Value) {
+        let f = self.expect(kind).await;
+        (f.id, serde_json::from_slice(&f.payload).expect("JSON"))
+    }
+
+    async fn hello(&mut self) -> Value {
+        self.send_json(
+            FrameType::Hello,
+            0,
+            json!({"protocol":"registry-storage-ipc","version":"1.0"}),
+        )
+        .await;
+        self.json(FrameType::Welcome).await.1
+    }
+}
+
+fn start() -> (
+    Raw,
+    JoinHandle<storagedriver::Result<()>>,
+    Arc<InMemoryDriver>,
+) {
+    let driver = Arc::new(InMemoryDriver::new());
+    let (server_side, client_side) = UnixStream::pair().expect("a socket pair");
+    let server = tokio::spawn(serve(driver.clone() as Arc<dyn StorageDriver>, server_side));
+    (
+        Raw {
+            stream: client_side,
+            buf: BytesMut::new(),
+            decoder: FrameDecoder::new(),
+        },
+        server,
+        driver,
+    )
+}
+
+async fn ends_with_err(server: JoinHandle<storagedriver::Result<()>>) -> String {
+    let result = tokio::time::timeout(Duration::from_secs(2), server)
+        .await
+        .expect("the server stops promptly")
+        .expect("the server task does not panic");
+    let err = result.expect_err("a protocol error is an error");
+    assert_eq!(err.driver(), "inmemory");
+    err.to_string()
+}
+
+/// Reads until the server's FATAL and the end of the connection.
+async fn expect_fatal(raw: &mut Raw) -> String {
+    loop {
+        match raw.next().await {
+            Some(f) if f.kind == FrameType::Fatal => {
+                let v: Value = serde_json::from_slice(&f.payload).expect("JSON");
+                let message = v["message"].as_str().expect("a message").to_owned();
+                assert!(raw.next().await.is_none(), "the server closes after FATAL");
+                return message;
+            }
+            Some(_) => {}
+            None => panic!("the connection closed without FATAL"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_and_welcome() {
+    let (mut raw, server, _) = start();
+    let welcome = raw.hello().await;
+    assert_eq!(welcome["version"], "1.0");
+    assert_eq!(welcome["driver"], "inmemory");
+    assert_eq!(welcome["capabilities"]["url_for"], false);
+    assert_eq!(welcome["capabilities"]["detects_file_dir_conflicts"], true);
+    drop(raw);
+    let result = tokio::time::timeout(Duration::from_secs(2), server)
+        .await
+        .expect("ends")
+        .expect("task");
+    assert!(result.is_ok(), "end of file is a clean end: {result:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_mismatch_is_fatal_naming_both() {
+    let (mut raw, server, _) = start();
+    raw.send_json(
+        FrameType::Hello,
+        0,
+        json!({"protocol":"registry-storage-ipc","version":"2.3"}),
+    )
+    .await;
+    let message = expect_fatal(&mut raw).await;
+    assert!(
+        message.contains("client speaks 2.3, server speaks 1.0"),
+        "{message}"
+    );
+    assert!(ends_with_err(server).await.contains("2.3"));
+
+    // A newer minor version is fine.
+    let (mut raw, _server, _) = start();
+    raw.send_json(
+        FrameType::Hello,
+        0,
+        json!({"protocol":"registry-storage-ipc","version":"1.9"}),
+    )
+    .await;
+    raw.expect(FrameType::Welcome).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_truncated_and_oversized_frames() {
+    // Garbage before the handshake.
+    let (mut raw, server, _) = start();
+    raw.stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    expect_fatal(&mut raw).await;
+    ends_with_err(server).await;
+
+    // An oversized length after the handshake: refused before anything is allocated.
+    let (mut raw, server, _) = start();
+    raw.hello().await;
+    let mut bad = Vec::new();
+    bad.extend_from_slice(&(u32::MAX).to_le_bytes());
+    bad.push(0x20);
+    bad.extend_from_slice(&1u64.to_le_bytes());
+    raw.stream.write_all(&bad).await.expect("write");
+    let message = expect_fatal(&mut raw).await;
+    assert!(message.contains("exceeds"), "{message}");
+    ends_with_err(server).await;
+
+    // Just over the limit.
+    let (mut raw, server, _) = start();
+    raw.hello().await;
+    let len = (MAX_PAYLOAD + 10) as u32;
+    raw.stream
+        .write_all(&len.to_le_bytes())
+        .await
+        .expect("write");
+    expect_fatal(&mut raw).await;
+    ends_with_err(server).await;
+
+    // A length below 9.
+    let (mut raw, server, _) = start();
+    raw.hello().await;
+    raw.stream
+        .write_all(&[3, 0, 0, 0, 0x40, 0, 0])
+        .await
+        .expect("write");
+    expect_fatal(&mut raw).await;
+    ends_with_err(server).await;
+
+    // An unknown type.
+    let (mut raw, server, _) = start();
+    raw.hello().await;
+    let mut f = Vec::new();
+    f.extend_from_slice(&9u32.to_le_bytes());
+    f.push(0x66);
+    f.extend_from_slice(&0u64.to_le_bytes());
+    raw.stream.write_all(&f).await.expect("write");
+    expect_fatal(&mut raw).await;
+    ends_with_err(server).await;
+
+    // A truncated frame, then end of file: a clean end (the client went away), promptly.
+    let (mut raw, server, _) = start();
+    raw.hello().await;
+    let mut f = Vec::new();
+    f.extend_from_slice(&1000u32.to_le_bytes());
+    f.push(0x10);
+    f.extend_from_slice(&5u64.to_le_bytes());
+    f.extend_from_slice(b"{\"op\":");
+    raw.stream.write_all(&f).await.expect("write");
+    drop(raw);
+    let result = tokio::time::timeout(Duration::from_secs(2), server)
+        .await
+        .expect("ends")
+        .expect("task");
+    assert!(result.is_ok(), "{result:?}");
+
+    // Random garbage of many shapes: never a panic, always an end within a second.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for round in 0..200 {
+        let (mut raw, server, _) = start();
+        if round % 2 == 0 {
+            raw.hello().await;
+        }
+        let len = (round * 37) % 300 + 1;
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        let _ = raw.stream.write_all(&bytes).await;
+        let _ = raw.stream.shutdown().await;
+        let result = tokio::time::timeout(Duration::from_secs(1), server)
+            .await
+            .expect("the server ends promptly on garbage")
+            .expect("no panic");
+        // Either a protocol error, or a clean end if the bytes happened to parse.
+        drop(result);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_op_and_missing_fields_are_backend_errors() {
+    let (mut raw, _server, _) = start();
+    raw.hello().await;
+    raw.send_json(
+        FrameType::Request,
+        1,
+        json!({"op":"frobnicate","path":"/a"}),
+    )
+    .await;
+    let (id, v) = raw.json(FrameType::Response).await;
+    assert_eq!(id, 1);
+    assert_eq!(v["error"]["kind"], "backend");
+    assert_eq!(v["error"]["driver"], "inmemory");
+    assert_eq!(v["error"]["operation"], "frobnicate");
+    raw.send_json(FrameType::Request, 2, json!({"op":"stat"}))
+        .await;
+    let (id, v) = raw.json(FrameType::Response).await;
+    assert_eq!(id, 2);
+    assert_eq!(v["error"]["kind"], "backend");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .expect("text")
+            .contains("path")
+    );
+    // The server validates paths itself.
+    raw.send_json(FrameType::Request, 3, json!({"op":"stat","path":"/a/../b"}))
+        .await;
+    let (_, v) = raw.json(FrameType::Response).await;
+    assert_eq!(v["error"]["kind"], "invalid_path");
+    assert_eq!(v["error"]["path"], "/a/../b");
+    // An unknown writer handle.
+    raw.send_json(
+        FrameType::Request,
+        4,
+        json!({"op":"writer_commit","handle":99}),
+    )
+    .await;
+    let (_, v) = raw.json(FrameType::Response).await;
+    assert_eq!(v["error"]["kind"], "backend");
+    // Still serving.
+    raw.send(FrameType::Ping, 77, Bytes::new()).await;
+    assert_eq!(raw.expect(FrameType::Pong).await.id, 77);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_breaking_frames_are_fatal() {
+    // DATA for a stream that is not open.
+    let (mut raw, server, _) = start();
+    raw.hello().await;
+    raw.send(FrameType::Data, 42, &b"x"[..]).await;
+    assert!(expect_fatal(&mut raw).await.contains("not open"));
+    ends_with_err(server).await;
+
+    // A REQUEST that is not JSON.
+    let (mut raw, server, _) = start();
+    raw.hello().await;
+    raw.send(FrameType::Request, 1, &b"{not json"[..]).await;
+    expect_fatal(&mut raw).await;
+    ends_with_err(server).await;
+
+    // A frame only the server sends.
+    let (mut raw, server, _) = start();
+    raw.hello().await;
+    raw.send(FrameType::Pong, 1, Bytes::new()).await;
+    expect_fatal(&mut raw).await;
+    ends_with_err(server).await;
+
+    // More data than the window allows (the server's writer is stuck, so no credit comes).
+    let stuck = common::Counting::new();
+    stuck
+        .stuck_writers
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let (server_side, client_side) = UnixStream::pair().expect("a socket pair");
+    let server = tokio::spawn(serve(Arc::new(stuck), server_side));
+    let mut raw = Raw {
+        stream: client_side,
+        buf: BytesMut::new(),
+        decoder: FrameDecoder::new(),
+    };
+    raw.hello().await;
+    raw.send_json(
+        FrameType::Request,
+        1,
+        json!({"op":"writer","path":"/p","append":false}),
+    )
+    .await;
+    for _ in 0..5 {
+        raw.send(FrameType::Data, 1, vec![0u8; MAX_PAYLOAD]).await;
+    }
+    assert!(expect_fatal(&mut raw).await.contains("window"));
+    ends_with_err(server).await;
+
+    // HELLO must come first.
+    let (mut raw, server, _) = start();
+    raw.send_json(FrameType::Request, 1, json!({"op":"stat","path":"/"}))
+        .await;
+    assert!(expect_fatal(&mut raw).await.contains("HELLO"));
+    ends_with_err(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_follow_the_window_and_credit() {
+    let (mut raw, _server, driver) = start();
+    raw.hello().await;
+    driver
+        .put_content("/big", Bytes::from(vec![5u8; 10 << 20]))
+        .await
+        .expect("put");
+    raw.send_json(
+        FrameType::Request,
+        1,
+        json!({"op":"reader","path":"/big","offset":0}),
+    )
+    .await;
+    let (_, v) = raw.json(FrameType::Response).await;
+    assert_eq!(v, json!({"ok": null}));
+    // Without credit, exactly the 4 MiB window arrives, then nothing.
+    let mut got = 0usize;
+    while got < 4 << 20 {
+        let f = raw.expect(FrameType::Data).await;
+        assert!(!f.payload.is_empty() && f.payload.len() <= MAX_PAYLOAD);
+        got += f.payload.len();
+    }
+    assert_eq!(got, 4 << 20);
+    raw.send(FrameType::Ping, 9, Bytes::new()).await;
+    assert_eq!(
+        raw.expect(FrameType::Pong).await.id,
+        9,
+        "nothing beyond the window, and PING is answered while the stream waits"
+    );
+    // Credit for the rest.
+    raw.send(FrameType::Credit, 1, (6u32 << 20).to_le_bytes().to_vec())
+        .await;
+    while got < 10 << 20 {
+        got += raw.expect(FrameType::Data).await.payload.len();
+    }
+    raw.expect(FrameType::End).await;
+
+    // put_content: the server answers after END; credit comes back as it consumes.
+    raw.send_json(
+        FrameType::Request,
+        2,
+        json!({"op":"put_content","path":"/up"}),
+    )
+    .await;
+    for i in 0..8u8 {
+        raw.send(FrameType::Data, 2, vec![i; 1 << 20]).await;
+        if i == 3 {
+            // The window is used up: wait for credit before going on.
+            let f = raw.expect(FrameType::Credit).await;
+            assert_eq!(f.id, 2);
+        }
+    }
+    raw.send(FrameType::End, 2, Bytes::new()).await;
+    loop {
+        let f = raw.next().await.expect("frame");
+        if f.kind == FrameType::Response {
+            assert_eq!(f.id, 2);
+            let v: Value = serde_json::from_slice(&f.payload).expect("JSON");
+            assert_eq!(v, json!({"ok": null}));
+            break;
+        }
+        assert_eq!(f.kind, FrameType::Credit);
+    }
+    assert_eq!(driver.stat("/up").await.expect("stat").size, 8 << 20);
+
+    // put_content to an invalid path: answered before END, and the stream is discarded.
+    raw.send_json(
+        FrameType::Request,
+        3,
+        json!({"op":"put_content","path":"/../x"}),
+    )
+    .await;
+    raw.send(FrameType::Data, 3, &b"abc"[..]).await;
+    let (id, v) = raw.json(FrameType::Response).await;
+    assert_eq!(id, 3);
+    assert_eq!(v["error"]["kind"], "invalid_path");
+    raw.send(FrameType::End, 3, Bytes::new()).await;
+
+    // RESET of a put_content midway stores nothing.
+    raw.send_json(
+        FrameType::Request,
+        4,
+        json!({"op":"put_content","path":"/torn"}),
+    )
+    .await;
+    raw.send(FrameType::Data, 4, &b"partial"[..]).await;
+    raw.send(FrameType::Reset, 4, Bytes::new()).await;
+    let (id, v) = raw.json(FrameType::Response).await;
+    assert_eq!(id, 4);
+    assert_eq!(v["error"]["kind"], "backend");
+    assert!(
+        driver
+            .stat("/torn")
+            .await
+            .expect_err("nothing")
+            .is_not_found()
+    );
+
+    // A writer handle: data, then commit applies everything sent before it.
+    raw.send_json(
+        FrameType::Request,
+        6,
+        json!({"op":"writer","path":"/w","append":false}),
+    )
+    .await;
+    let (_, v) = raw.json(FrameType::Response).await;
+    assert_eq!(v, json!({"ok": {"size": 0}}));
+    raw.send(FrameType::Data, 6, &b"hello "[..]).await;
+    raw.send(FrameType::Data, 6, &b"world"[..]).await;
+    raw.send_json(
+        FrameType::Request,
+        7,
+        json!({"op":"writer_commit","handle":6}),
+    )
+    .await;
+    let (id, v) = raw.json(FrameType::Response).await;
+    assert_eq!(id, 7);
+    assert_eq!(v, json!({"ok": null}));
+    assert_eq!(driver.get_content("/w").await.expect("get"), "hello world");
+    // RESET of a reader: the server stops; later CREDIT for it is ignored.
+    raw.send_json(
+        FrameType::Request,
+        5,
+        json!({"op":"reader","path":"/big","offset":0}),
+    )
+    .await;
+    raw.send(FrameType::Reset, 5, Bytes::new()).await;
+    raw.send(FrameType::Credit, 5, 100u32.to_le_bytes().to_vec())
+        .await;
+    raw.send(FrameType::Ping, 10, Bytes::new()).await;
+    loop {
+        let f = raw.next().await.expect("frame");
+        if f.kind == FrameType::Pong {
+            break;
+        }
+        assert_eq!(f.id, 5, "only frames already on their way");
+    }
+}
