@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace, as CI does: the crates' unit, integration and doc tests
-# (the conformance suite for every driver among them), and the out-of-workspace example driver
-# that proves the suite's macros work for a third-party crate.
+# (the conformance suite for every driver, in process and over IPC, among them; --all-features
+# builds the driver executables), the out-of-workspace example driver that proves the suite's
+# macros work for a third-party crate, and the Python driver's own protocol tests.
 #
 # Environment: STORAGEDRIVER_SUITE=full runs the Go sizes (5 GiB stream, 32 writers × 32 MiB);
 # STORAGEDRIVER_REQUIRE_SERVERS=1 (set here) turns a skipped server-backed fixture into a failure.
@@ -17,3 +18,6 @@ cargo test --workspace --all-features --locked
 
 echo "== examples/custom-driver: the suite on a driver outside the workspace"
 CARGO_TARGET_DIR="$target_dir" cargo test --manifest-path examples/custom-driver/Cargo.toml --locked
+
+echo "== examples/python-driver: the Python driver's own protocol tests"
+python3 examples/python-driver/tests/test_pydir.py

@@ -1,7 +1,6 @@
 //! The registry of driver factories, and the executable fallback.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
@@ -155,7 +154,7 @@ impl Registry {
                 (dirs.clone(), format!("the search path [{}]", shown.join(", ")))
             }
             None => {
-                let path = std::env::var_os("PATH").unwrap_or_else(OsString::new);
+                let path = std::env::var_os("PATH").unwrap_or_default();
                 (std::env::split_paths(&path).collect(), "PATH".to_owned())
             }
         }

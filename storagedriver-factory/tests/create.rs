@@ -32,7 +32,7 @@ async fn builtin_drivers_are_there_by_name() {
 
 #[tokio::test]
 async fn an_unknown_name_without_an_executable_lists_what_there_is() {
-    let err = storagedriver_factory::create("nosuchdriver", &Parameters::new()).await.unwrap_err();
+    let err = storagedriver_factory::create("nosuchdriver", &Parameters::new()).await.expect_err("an error");
     println!("create(\"nosuchdriver\"): {err}");
     match &err {
         FactoryError::UnknownDriver { name, registered, executable, .. } => {
@@ -48,7 +48,7 @@ async fn an_unknown_name_without_an_executable_lists_what_there_is() {
 
 #[tokio::test]
 async fn a_wrong_parameter_names_the_driver_and_the_key() {
-    let err = storagedriver_factory::create("filesystem", &params(json!({ "maxthreads": "ten" }))).await.unwrap_err();
+    let err = storagedriver_factory::create("filesystem", &params(json!({ "maxthreads": "ten" }))).await.expect_err("an error");
     println!("create(\"filesystem\", maxthreads=\"ten\"): {err}");
     match &err {
         FactoryError::Driver(Error::InvalidParameter { driver, key, .. }) => {
@@ -57,7 +57,7 @@ async fn a_wrong_parameter_names_the_driver_and_the_key() {
         }
         other => panic!("expected InvalidParameter, got {other:?}"),
     }
-    let err = storagedriver_factory::create("inmemory", &params(json!({ "rootdirectory": "/x" }))).await.unwrap_err();
+    let err = storagedriver_factory::create("inmemory", &params(json!({ "rootdirectory": "/x" }))).await.expect_err("an error");
     println!("create(\"inmemory\", rootdirectory=\"/x\"): {err}");
     assert!(matches!(err, FactoryError::Driver(Error::InvalidParameter { .. })), "{err:?}");
 }
@@ -65,7 +65,7 @@ async fn a_wrong_parameter_names_the_driver_and_the_key() {
 #[tokio::test]
 async fn registering_a_name_twice_is_an_error() {
     let registry = Registry::with_builtin();
-    let err = registry.register(Arc::new(driver_inmemory::InMemoryFactory)).unwrap_err();
+    let err = registry.register(Arc::new(driver_inmemory::InMemoryFactory)).expect_err("an error");
     assert!(matches!(err, FactoryError::AlreadyRegistered { ref name } if name == "inmemory"), "{err:?}");
     assert_eq!(err.to_string(), "a storage driver named \"inmemory\" is already registered");
 }
@@ -83,7 +83,7 @@ async fn an_unknown_name_falls_back_to_its_executable() {
 #[tokio::test]
 async fn an_executable_that_rejects_its_parameters_reports_its_stderr() {
     let registry = Registry::empty().with_search_path([python_driver_dir()]);
-    let err = registry.create("pydir", &params(json!({ "rootdir": "/x" }))).await.unwrap_err();
+    let err = registry.create("pydir", &params(json!({ "rootdir": "/x" }))).await.expect_err("an error");
     println!("create(\"pydir\", rootdir=\"/x\") through the executable: {err}");
     let text = err.to_string();
     assert!(text.contains("pydir") && text.contains("rootdir"), "{text}");
@@ -93,7 +93,7 @@ async fn an_executable_that_rejects_its_parameters_reports_its_stderr() {
 async fn names_that_could_leave_the_search_path_are_not_looked_up() {
     let registry = Registry::empty().with_search_path([python_driver_dir()]);
     for name in ["../python-driver/registry-storage-pydir", "a/b", ""] {
-        let err = registry.create(name, &Parameters::new()).await.unwrap_err();
+        let err = registry.create(name, &Parameters::new()).await.expect_err("an error");
         assert!(matches!(err, FactoryError::UnknownDriver { .. }), "{name}: {err:?}");
     }
 }

@@ -24,7 +24,7 @@ use tracing::Instrument;
 
 use crate::child::ChildHandle;
 use crate::error::{Failure, IpcError};
-use crate::frame::{FrameType, MAX_PAYLOAD};
+use crate::frame::{FrameType, MAX_PAYLOAD, MAX_RESPONSE};
 use crate::io::{
     BoxRead, BoxWrite, Consumed, FrameReader, Inflow, Outbox, ReadEnd, Window, credit_payload,
     parse_credit, split_stream,
@@ -284,12 +284,8 @@ async fn spawn_inner(options: SpawnOptions) -> Result<IpcDriver> {
     })?;
     let mut command = tokio::process::Command::new(&options.executable);
     command.arg(params).env(SOCKET_ENV, &socket);
-    let child = ChildHandle::start(command, program).map_err(|e| {
-        fail(
-            Failure::Spawn(e.to_string()),
-            None,
-        )
-    })?;
+    let child = ChildHandle::start(command, program)
+        .map_err(|e| fail(Failure::Spawn(e.to_string()), None))?;
     tracing::debug!(pid = ?child.pid(), "driver server started");
     let accepted = tokio::select! {
         accepted = listener.accept() => accepted.map_err(|e| Failure::Accept(e.to_string())),
@@ -460,6 +456,38 @@ struct Entry {
     /// For streams the client receives (get_content, reader).
     inflow: Option<Inflow>,
     walk: bool,
+    /// The `RESPONSE_PART` pieces received so far of a response longer than one frame.
+    parts: Option<Parts>,
+}
+
+/// The pieces of a response that came in `RESPONSE_PART` frames, kept as they arrived and
+/// joined once, when the final `RESPONSE` comes.
+#[derive(Default)]
+struct Parts {
+    pieces: Vec<Bytes>,
+    len: usize,
+}
+
+impl Parts {
+    /// Adds a piece; false when the response would exceed [`MAX_RESPONSE`].
+    fn push(&mut self, piece: Bytes) -> bool {
+        if piece.len() > MAX_RESPONSE - self.len {
+            return false;
+        }
+        self.len += piece.len();
+        self.pieces.push(piece);
+        true
+    }
+
+    /// The whole response: the pieces, then `last`.
+    fn join(self, last: &[u8]) -> Bytes {
+        let mut whole = BytesMut::with_capacity(self.len + last.len());
+        for piece in &self.pieces {
+            whole.extend_from_slice(piece);
+        }
+        whole.extend_from_slice(last);
+        whole.freeze()
+    }
 }
 
 struct Pending {
@@ -582,6 +610,7 @@ impl Conn {
             FrameType::Pong => return Dispatch::Ok,
             FrameType::Fatal => return Dispatch::Fatal(fatal_message(&frame.payload)),
             FrameType::Response
+            | FrameType::ResponsePart
             | FrameType::Data
             | FrameType::End
             | FrameType::Reset
@@ -610,7 +639,26 @@ impl Conn {
             return Dispatch::Ok;
         };
         let event = match kind {
-            FrameType::Response => Event::Response(frame.payload),
+            FrameType::Response => match entry.parts.take() {
+                None => Event::Response(frame.payload),
+                Some(parts) => {
+                    if frame.payload.len() > MAX_RESPONSE - parts.len {
+                        return Dispatch::Protocol(format!(
+                            "the response to request {id} exceeds {MAX_RESPONSE} bytes"
+                        ));
+                    }
+                    Event::Response(parts.join(&frame.payload))
+                }
+            },
+            FrameType::ResponsePart => {
+                let parts = entry.parts.get_or_insert_with(Parts::default);
+                if !parts.push(frame.payload) {
+                    return Dispatch::Protocol(format!(
+                        "the response to request {id} exceeds {MAX_RESPONSE} bytes"
+                    ));
+                }
+                return Dispatch::Ok;
+            }
             FrameType::Data => {
                 let Some(inflow) = entry.inflow.as_mut() else {
                     return Dispatch::Protocol(format!(
@@ -778,6 +826,7 @@ impl Call {
                     window: window.clone(),
                     inflow,
                     walk: matches!(kind, CallKind::Walk),
+                    parts: None,
                 },
             );
         }

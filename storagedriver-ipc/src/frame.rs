@@ -35,6 +35,10 @@ pub const HEADER_LEN: usize = 13;
 /// The largest payload a frame may carry: 1 MiB.
 pub const MAX_PAYLOAD: usize = 1 << 20;
 
+/// The largest JSON response, all its `RESPONSE_PART` pieces and the final `RESPONSE`
+/// together: 64 MiB.
+pub const MAX_RESPONSE: usize = 64 << 20;
+
 /// The smallest valid `length` field: type and id, no payload.
 const MIN_LENGTH: u32 = 9;
 
@@ -48,8 +52,12 @@ pub enum FrameType {
     Welcome = 0x02,
     /// Client → server: a JSON request on a new request id.
     Request = 0x10,
-    /// Server → client: the JSON answer to a request.
+    /// Server → client: the JSON answer to a request (or its last piece, after
+    /// [`FrameType::ResponsePart`] frames).
     Response = 0x11,
+    /// Server → client: a piece of a JSON answer longer than [`MAX_PAYLOAD`]; the pieces and
+    /// the final [`FrameType::Response`] concatenate to the whole.
+    ResponsePart = 0x12,
     /// Both ways: raw bytes of a stream (1 byte to 1 MiB).
     Data = 0x20,
     /// Both ways: the stream's sender has sent everything.
@@ -78,6 +86,7 @@ impl FrameType {
             0x02 => FrameType::Welcome,
             0x10 => FrameType::Request,
             0x11 => FrameType::Response,
+            0x12 => FrameType::ResponsePart,
             0x20 => FrameType::Data,
             0x21 => FrameType::End,
             0x22 => FrameType::Credit,
@@ -103,6 +112,7 @@ impl FrameType {
             FrameType::Welcome => "WELCOME",
             FrameType::Request => "REQUEST",
             FrameType::Response => "RESPONSE",
+            FrameType::ResponsePart => "RESPONSE_PART",
             FrameType::Data => "DATA",
             FrameType::End => "END",
             FrameType::Credit => "CREDIT",

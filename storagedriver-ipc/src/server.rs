@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::frame::{Frame, FrameType, MAX_PAYLOAD};
+use crate::frame::{Frame, FrameType, MAX_PAYLOAD, MAX_RESPONSE};
 use crate::io::{
     Consumed, FrameReader, Inflow, Outbox, ReadEnd, Window, credit_payload, parse_credit,
     split_stream,
@@ -366,7 +366,38 @@ impl Server {
             Ok(value) => wire::ok_json(value),
             Err(e) => wire::error_json(&ErrorWire::from_error(e, op, path)),
         };
-        self.send(FrameType::Response, id, payload.into());
+        if payload.len() <= MAX_PAYLOAD {
+            self.send(FrameType::Response, id, payload.into());
+        } else {
+            self.respond_in_parts(id, op, path, payload);
+        }
+    }
+
+    /// Sends a response longer than one frame: `RESPONSE_PART` frames with consecutive
+    /// pieces, then `RESPONSE` with the last one. One above [`MAX_RESPONSE`] becomes a
+    /// `backend` error.
+    #[cold]
+    fn respond_in_parts(&self, id: u64, op: &str, path: Option<&str>, payload: Vec<u8>) {
+        if payload.len() > MAX_RESPONSE {
+            let err = self.backend(
+                op,
+                path,
+                format!(
+                    "the response is {} bytes long, above the protocol's limit of {MAX_RESPONSE}",
+                    payload.len()
+                ),
+            );
+            let payload = wire::error_json(&ErrorWire::from_error(&err, op, path));
+            self.send(FrameType::Response, id, payload.into());
+            return;
+        }
+        // Pieces share the payload's allocation: no copies.
+        let mut payload = Bytes::from(payload);
+        while payload.len() > MAX_PAYLOAD {
+            let piece = payload.split_to(MAX_PAYLOAD);
+            self.send(FrameType::ResponsePart, id, piece);
+        }
+        self.send(FrameType::Response, id, payload);
     }
 
     fn backend(&self, op: &str, path: Option<&str>, message: String) -> Error {
@@ -460,6 +491,7 @@ impl Server {
             FrameType::Hello
             | FrameType::Welcome
             | FrameType::Response
+            | FrameType::ResponsePart
             | FrameType::WalkEntry
             | FrameType::Pong => {
                 return Err(ProtocolError(format!(

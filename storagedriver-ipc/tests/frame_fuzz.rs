@@ -13,11 +13,12 @@ use storagedriver_ipc::frame::{
 
 const CASES: u32 = 4096;
 
-const TYPES: [FrameType; 13] = [
+const TYPES: [FrameType; 14] = [
     FrameType::Hello,
     FrameType::Welcome,
     FrameType::Request,
     FrameType::Response,
+    FrameType::ResponsePart,
     FrameType::Data,
     FrameType::End,
     FrameType::Credit,
@@ -223,4 +224,19 @@ fn the_largest_frame_decodes() {
         )
         .is_err()
     );
+}
+
+#[test]
+fn the_type_list_is_complete() {
+    let known: Vec<FrameType> = (0..=255u8).filter_map(FrameType::from_u8).collect();
+    assert_eq!(known.len(), TYPES.len());
+    for kind in known {
+        assert!(
+            TYPES.contains(&kind),
+            "{} is missing from TYPES",
+            kind.name()
+        );
+    }
+    assert_eq!(FrameType::from_u8(0x12), Some(FrameType::ResponsePart));
+    assert_eq!(FrameType::ResponsePart.name(), "RESPONSE_PART");
 }

@@ -501,3 +501,162 @@ async fn streams_follow_the_window_and_credit() {
         assert_eq!(f.id, 5, "only frames already on their way");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_responses_come_in_parts() {
+    let (mut raw, server, driver) = start();
+    raw.hello().await;
+    // 6,000 names of 200 bytes: a response of about 1.2 MiB.
+    for i in 0..6000 {
+        let path = format!("/d/{i:06}-{}", "z".repeat(193));
+        driver.put_content(&path, Bytes::new()).await.expect("put");
+    }
+    let want = driver.list("/d").await.expect("list");
+    raw.send_json(FrameType::Request, 1, json!({"op":"list","path":"/d"}))
+        .await;
+    let mut whole = Vec::new();
+    let mut parts = 0;
+    let last = loop {
+        let f = raw.next().await.expect("a frame");
+        assert_eq!(f.id, 1);
+        match f.kind {
+            FrameType::ResponsePart => {
+                assert_eq!(f.payload.len(), MAX_PAYLOAD, "full pieces before the last");
+                whole.extend_from_slice(&f.payload);
+                parts += 1;
+            }
+            FrameType::Response => break f.payload,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(parts, 1);
+    assert!(!last.is_empty() && last.len() <= MAX_PAYLOAD);
+    whole.extend_from_slice(&last);
+    let v: Value = serde_json::from_slice(&whole).expect("the pieces join into JSON");
+    assert_eq!(v, json!({ "ok": want }));
+
+    // A short response is still one RESPONSE.
+    raw.send_json(FrameType::Request, 2, json!({"op":"list","path":"/"}))
+        .await;
+    let (id, v) = raw.json(FrameType::Response).await;
+    assert_eq!((id, v), (2, json!({"ok": ["/d"]})));
+
+    // Only the server sends RESPONSE_PART.
+    raw.send(FrameType::ResponsePart, 3, &b"{"[..]).await;
+    assert!(expect_fatal(&mut raw).await.contains("RESPONSE_PART"));
+    ends_with_err(server).await;
+}
+
+/// A raw server (the test) with a real client connected to it: the handshake is done.
+async fn raw_server() -> (Raw, storagedriver_ipc::IpcDriver) {
+    let (server_side, client_side) = UnixStream::pair().expect("a socket pair");
+    let connect = tokio::spawn(storagedriver_ipc::IpcDriver::connect("raw", client_side));
+    let mut raw = Raw {
+        stream: server_side,
+        buf: BytesMut::new(),
+        decoder: FrameDecoder::new(),
+    };
+    raw.expect(FrameType::Hello).await;
+    raw.send_json(
+        FrameType::Welcome,
+        0,
+        json!({"version":"1.0","driver":"raw","capabilities":{
+            "url_for":false,"append_to_committed":false,"persistent":false,
+            "detects_file_dir_conflicts":false}}),
+    )
+    .await;
+    let client = connect
+        .await
+        .expect("the connect task")
+        .expect("the handshake succeeds");
+    (raw, client)
+}
+
+impl Raw {
+    /// The next frame from the client that is not a PING.
+    async fn next_from_client(&mut self) -> Option<Frame> {
+        loop {
+            match self.next().await {
+                Some(f) if f.kind == FrameType::Ping => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// The next request from the client: its id and JSON.
+    async fn request(&mut self) -> (u64, Value) {
+        let f = self.next_from_client().await.expect("a request");
+        assert_eq!(f.kind, FrameType::Request, "got {f:?}");
+        (f.id, serde_json::from_slice(&f.payload).expect("JSON"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_joins_parts_and_ignores_them_for_abandoned_requests() {
+    let (mut raw, client) = raw_server().await;
+
+    // Pieces, another request's response in between, and the last piece in RESPONSE.
+    let c = client.clone();
+    let first = tokio::spawn(async move { c.list("/a").await });
+    let (id1, v) = raw.request().await;
+    assert_eq!(v, json!({"op":"list","path":"/a"}));
+    let c = client.clone();
+    let second = tokio::spawn(async move { c.list("/b").await });
+    let (id2, _) = raw.request().await;
+    raw.send(FrameType::ResponsePart, id1, &b"{\"ok\":[\"/a/"[..])
+        .await;
+    raw.send(FrameType::ResponsePart, id2, &b"{\"ok\":[\"/b/x\"]}"[..])
+        .await;
+    raw.send(FrameType::ResponsePart, id1, &b"x\",\"/a"[..])
+        .await;
+    raw.send(FrameType::Response, id1, &b"/y\"]}"[..]).await;
+    // The last piece may be empty.
+    raw.send(FrameType::Response, id2, Bytes::new()).await;
+    assert_eq!(first.await.expect("task").expect("list"), ["/a/x", "/a/y"]);
+    assert_eq!(second.await.expect("task").expect("list"), ["/b/x"]);
+
+    // A request abandoned midway: the rest of its parts and its response are ignored.
+    let c = client.clone();
+    let abandoned = tokio::spawn(async move { c.list("/gone").await });
+    let (id3, _) = raw.request().await;
+    raw.send(FrameType::ResponsePart, id3, &b"{\"ok\":["[..])
+        .await;
+    abandoned.abort();
+    let _ = abandoned.await;
+    raw.send(FrameType::ResponsePart, id3, vec![b' '; MAX_PAYLOAD])
+        .await;
+    raw.send(FrameType::Response, id3, &b"]}"[..]).await;
+    let c = client.clone();
+    let after = tokio::spawn(async move { c.list("/c").await });
+    let (id4, _) = raw.request().await;
+    raw.send_json(FrameType::Response, id4, json!({"ok":["/c/1"]}))
+        .await;
+    assert_eq!(after.await.expect("task").expect("list"), ["/c/1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_refuses_more_than_64_mib_of_parts() {
+    use storagedriver_ipc::frame::MAX_RESPONSE;
+    let (mut raw, client) = raw_server().await;
+    let c = client.clone();
+    let call = tokio::spawn(async move { c.list("/big").await });
+    let (id, _) = raw.request().await;
+    // Exactly 64 MiB of parts is still fine; one byte more is not.
+    let piece = Bytes::from(vec![b' '; MAX_PAYLOAD]);
+    for _ in 0..MAX_RESPONSE / MAX_PAYLOAD {
+        raw.send(FrameType::ResponsePart, id, piece.clone()).await;
+    }
+    raw.send(FrameType::ResponsePart, id, &b" "[..]).await;
+    let message = loop {
+        let f = raw.next_from_client().await.expect("FATAL before the end");
+        if f.kind == FrameType::Fatal {
+            let v: Value = serde_json::from_slice(&f.payload).expect("JSON");
+            break v["message"].as_str().expect("a message").to_owned();
+        }
+    };
+    assert!(message.contains("exceeds"), "{message}");
+    assert!(raw.next().await.is_none(), "the client closes after FATAL");
+    let err = call.await.expect("task").expect_err("the call fails");
+    assert!(err.to_string().contains("protocol error"), "{err}");
+    assert!(client.stat("/a").await.is_err(), "the connection is dead");
+}

@@ -637,3 +637,147 @@ async fn works_over_any_stream_not_only_unix_sockets() {
         .expect("task");
     assert!(result.is_ok(), "{result:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_of_a_huge_directory_arrives_whole() {
+    const FILES: usize = 40_000;
+    let (driver, _server) = connect(Arc::new(InMemoryDriver::new())).await;
+    let mut want: Vec<String> = (0..FILES)
+        .map(|i| {
+            // 200-byte names, stored in an order that is not the sorted one.
+            let n = (i * 7919) % FILES;
+            let name = format!("{n:06}-{}", "x".repeat(193));
+            assert_eq!(name.len(), 200);
+            format!("/huge/{name}")
+        })
+        .collect();
+    futures::stream::iter(want.clone())
+        .map(|path| {
+            let d = driver.clone();
+            async move { d.put_content(&path, Bytes::from_static(b"x")).await }
+        })
+        .buffer_unordered(64)
+        .try_collect::<Vec<()>>()
+        .await
+        .expect("puts");
+    want.sort();
+    let started = Instant::now();
+    let got = driver.list("/huge").await.expect("list");
+    eprintln!(
+        "listed {} entries ({} bytes of JSON) in {:?}",
+        got.len(),
+        serde_json::to_vec(&got).expect("JSON").len(),
+        started.elapsed()
+    );
+    assert_eq!(got.len(), FILES);
+    assert!(got == want, "the whole sorted list arrives");
+    // The connection is fine afterwards.
+    assert_eq!(driver.list("/").await.expect("list"), ["/huge"]);
+}
+
+/// Names whose `{"ok":[...]}` is exactly `total` bytes long (`total` at least 300).
+fn names_with_json_len(total: usize) -> Vec<String> {
+    let mut names = Vec::new();
+    // `{"ok":[` and `]}`; each name costs its length, 2 quotes and a comma (but the first).
+    let mut remaining = total - 9;
+    while remaining > 300 {
+        let name = format!("/n/{:0>247}", names.len());
+        remaining -= name.len() + 2 + usize::from(!names.is_empty());
+        names.push(name);
+    }
+    let last = remaining - 2 - usize::from(!names.is_empty());
+    names.push(format!("/m/{}", "y".repeat(last - 3)));
+    names
+}
+
+/// A driver whose `list("/size/N")` answers names whose JSON response is N bytes long.
+#[derive(Debug)]
+struct SizedLists(InMemoryDriver);
+
+#[async_trait::async_trait]
+impl StorageDriver for SizedLists {
+    fn name(&self) -> &str {
+        "sized"
+    }
+    fn capabilities(&self) -> storagedriver::Capabilities {
+        self.0.capabilities()
+    }
+    async fn get_content(&self, path: &str) -> storagedriver::Result<Bytes> {
+        self.0.get_content(path).await
+    }
+    async fn put_content(&self, path: &str, content: Bytes) -> storagedriver::Result<()> {
+        self.0.put_content(path, content).await
+    }
+    async fn reader(
+        &self,
+        path: &str,
+        offset: u64,
+    ) -> storagedriver::Result<storagedriver::ByteStream> {
+        self.0.reader(path, offset).await
+    }
+    async fn writer(
+        &self,
+        path: &str,
+        append: bool,
+    ) -> storagedriver::Result<Box<dyn storagedriver::FileWriter>> {
+        self.0.writer(path, append).await
+    }
+    async fn stat(&self, path: &str) -> storagedriver::Result<storagedriver::FileInfo> {
+        self.0.stat(path).await
+    }
+    async fn list(&self, path: &str) -> storagedriver::Result<Vec<String>> {
+        match path.strip_prefix("/size/").and_then(|n| n.parse().ok()) {
+            Some(total) => Ok(names_with_json_len(total)),
+            None => self.0.list(path).await,
+        }
+    }
+    async fn rename(&self, source: &str, dest: &str) -> storagedriver::Result<()> {
+        self.0.rename(source, dest).await
+    }
+    async fn delete(&self, path: &str) -> storagedriver::Result<()> {
+        self.0.delete(path).await
+    }
+    async fn url_for(&self, path: &str, options: &UrlOptions) -> storagedriver::Result<String> {
+        self.0.url_for(path, options).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_up_to_64_mib_arrive_and_longer_ones_are_backend_errors() {
+    use storagedriver_ipc::frame::{MAX_PAYLOAD, MAX_RESPONSE};
+    let (driver, _server) = connect(Arc::new(SizedLists(InMemoryDriver::new()))).await;
+    for total in [
+        1000,
+        MAX_PAYLOAD - 1,
+        MAX_PAYLOAD,
+        MAX_PAYLOAD + 1,
+        2 * MAX_PAYLOAD,
+        2 * MAX_PAYLOAD + 1,
+        5 * MAX_PAYLOAD + 12_345,
+        MAX_RESPONSE,
+    ] {
+        let want = names_with_json_len(total);
+        let json = serde_json::to_vec(&serde_json::json!({ "ok": want })).expect("JSON");
+        assert_eq!(
+            json.len(),
+            total,
+            "the test's names have the JSON length asked for"
+        );
+        let got = driver
+            .list(&format!("/size/{total}"))
+            .await
+            .unwrap_or_else(|e| panic!("a response of {total} bytes: {e}"));
+        assert!(got == want, "a response of {total} bytes arrives whole");
+    }
+    // One byte more: the server answers a backend error instead, and goes on serving.
+    let path = format!("/size/{}", MAX_RESPONSE + 1);
+    let err = driver.list(&path).await.expect_err("too long");
+    assert!(
+        matches!(err, Error::Backend { .. }),
+        "a backend error: {err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains("limit"), "{message}");
+    assert_eq!(err.driver(), "sized");
+    assert!(driver.list("/").await.expect("still serving").is_empty());
+}

@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DRIVER = os.path.join(os.path.dirname(HERE), "registry-storage-pydir")
 
 HELLO, WELCOME = 0x01, 0x02
-REQUEST, RESPONSE = 0x10, 0x11
+REQUEST, RESPONSE, RESPONSE_PART = 0x10, 0x11, 0x12
 DATA, END, CREDIT, RESET = 0x20, 0x21, 0x22, 0x23
 WALK_ENTRY, WALK_CONTROL = 0x30, 0x31
 PING, PONG = 0x40, 0x41
@@ -227,10 +227,24 @@ class Client:
             raise Closed()
         return ftype, payload
 
+    def raw_response(self, rid, timeout=30, first=None):
+        """The whole JSON of a response: the RESPONSE_PART pieces and the RESPONSE, joined.
+        Returns (bytes, the sizes of the RESPONSE_PART pieces)."""
+        parts = []
+        while True:
+            ftype, payload = first if first else self.next_frame(rid, timeout)
+            first = None
+            if ftype == RESPONSE_PART:
+                assert len(payload) <= MIB, len(payload)
+                parts.append(payload)
+                continue
+            assert ftype == RESPONSE, f"expected RESPONSE for {rid}, got 0x{ftype:02x}"
+            whole = b"".join(parts) + payload
+            assert len(whole) <= 64 * MIB, len(whole)
+            return whole, [len(part) for part in parts]
+
     def response(self, rid, timeout=30):
-        ftype, payload = self.next_frame(rid, timeout)
-        assert ftype == RESPONSE, f"expected RESPONSE for {rid}, got 0x{ftype:02x}"
-        obj = json.loads(payload)
+        obj = json.loads(self.raw_response(rid, timeout)[0])
         if "error" in obj:
             err = obj["error"]
             assert err.get("driver") == "pydir", err
@@ -242,8 +256,8 @@ class Client:
         self.send(REQUEST, rid, jdump({"op": op, **fields}))
         return rid
 
-    def call(self, op, **fields):
-        return self.response(self.request(op, **fields))
+    def call(self, op, timeout=30, **fields):
+        return self.response(self.request(op, **fields), timeout)
 
     # -- streams we receive --
 
@@ -338,8 +352,8 @@ class Client:
                 seen.append(info)
                 control = decide(info) if decide else 0
                 self.send(WALK_CONTROL, rid, bytes([control]))
-            elif ftype == RESPONSE:
-                obj = json.loads(payload)
+            elif ftype in (RESPONSE, RESPONSE_PART):
+                obj = json.loads(self.raw_response(rid, first=(ftype, payload))[0])
                 if "error" in obj:
                     raise DriverError(obj["error"])
                 assert obj["ok"] is None
@@ -389,6 +403,12 @@ class Env:
         statuses = [d.close() for d in self.drivers]
         shutil.rmtree(self.root, ignore_errors=True)
         return statuses
+
+
+def slow(fn):
+    """Marks a test that takes tens of seconds: it runs only with --slow."""
+    fn.slow = True
+    return fn
 
 
 def with_driver(fn):
@@ -479,6 +499,21 @@ def other_major_version_is_fatal():
         env.cleanup()
 
 
+@test
+def other_protocol_is_fatal():
+    for hello in ({"protocol": "something-else", "version": "1.0"}, {"version": "1.0"}):
+        env = Env()
+        try:
+            d = env.start(handshake=False)
+            d.client.start()
+            d.client.send(HELLO, 0, jdump(hello))
+            msg = d.client.fatal.get(timeout=10)["message"]
+            assert "protocol" in msg and "registry-storage-ipc" in msg, msg
+            assert d.wait() != 0
+        finally:
+            env.cleanup()
+
+
 def expect_fatal(send_bad, needle=None):
     env = Env()
     try:
@@ -504,6 +539,7 @@ def protocol_errors_are_fatal():
     expect_fatal(lambda c, r: c.send(HELLO, 0, jdump({"protocol": "registry-storage-ipc",
                                                       "version": "1.0"})))
     expect_fatal(lambda c, r: c.send(RESPONSE, 1, b"{}"))
+    expect_fatal(lambda c, r: c.send(RESPONSE_PART, 1, b"{}"))
     expect_fatal(lambda c, r: c.send(WALK_CONTROL, 1, b"\x07"))
 
 
@@ -727,17 +763,53 @@ def stat_and_list(c, env):
     assert c.call("list", path="/a") == ["/a/B", "/a/b", "/a/b2"]
 
 
+def make_files(directory, count, width):
+    os.makedirs(directory, exist_ok=True)
+    for i in range(count):
+        os.close(os.open(os.path.join(directory, f"{i:0{width}d}"), os.O_CREAT | os.O_WRONLY,
+                         0o644))
+
+
 @with_driver
-def oversized_listing_is_an_error_not_a_bad_frame(c, env):
-    # A RESPONSE is one frame of at most 1 MiB; 6000 names of 200 bytes do not fit.
-    os.mkdir(os.path.join(env.root, "huge"))
-    for i in range(6000):
-        open(os.path.join(env.root, "huge", f"{i:0200d}"), "w").close()
-    e = expect_error("backend", c.call, "list", path="/huge")
-    assert "frame" in e["message"], e
+def large_listing_comes_in_parts(c, env):
+    # 40,000 names of 200 bytes: about 8 MiB of JSON, more than a frame holds. It comes as
+    # RESPONSE_PART pieces of at most 1 MiB, then the RESPONSE with the last piece.
+    make_files(os.path.join(env.root, "huge"), 40000, 200)
+    open(os.path.join(env.root, "huge", "x#upload"), "w").close()  # hidden, as ever
+    want = [f"/huge/{i:0200d}" for i in range(40000)]
+    rid = c.request("list", path="/huge")
+    whole, parts = c.raw_response(rid)
+    assert json.loads(whole) == {"ok": want}
+    assert len(whole) > 8 * MIB and len(parts) == len(whole) // MIB, (len(whole), parts)
+    assert all(n == MIB for n in parts), parts
+    # several at once, interleaved with other requests and pings
+    rids = [c.request("list", path="/huge") for _ in range(3)]
+    c.ping()
+    assert c.call("stat", path="/huge")["is_dir"] is True
+    for rid in rids:
+        assert c.response(rid) == want
+    assert len(c.call("list", path="/")) == 1
     seen = c.walk("/huge", decide=lambda i: 2 if i["path"].endswith("5") else 0)
     assert len(seen) == 6
     c.ping()
+
+
+@slow
+@with_driver
+def listing_beyond_64_mib_is_a_backend_error(c, env):
+    # 260,000 names of 255 bytes: about 65.5 MiB of JSON, more than a response may hold.
+    make_files(os.path.join(env.root, "huge"), 260000, 255)
+    e = expect_error("backend", c.call, "list", path="/huge", timeout=120)
+    assert e["operation"] == "list" and str(64 * MIB) in e["message"], e
+    c.ping()
+    # one entry fewer than needed to cross the limit still comes back whole
+    os.unlink(os.path.join(env.root, "huge", f"{0:0255d}"))
+    overshoot = (len(jdump({"ok": [f"/huge/{i:0255d}" for i in range(1, 260000)]}))
+                 - 64 * MIB)
+    for i in range(1, 1 + overshoot // 264 + 1):
+        os.unlink(os.path.join(env.root, "huge", f"{i:0255d}"))
+    got = c.call("list", path="/huge", timeout=120)
+    assert 64 * MIB - 264 <= len(jdump({"ok": got})) <= 64 * MIB, len(jdump({"ok": got}))
 
 
 @with_driver
@@ -1230,7 +1302,138 @@ def client_reset_abandons_a_put(c, env):
     c.send(DATA, rid, b"late, ignored")
     expect_error("backend", c.response, rid)
     expect_error("path_not_found", c.call, "stat", path="/abandoned")
+    # beyond the first window (the server grants credit as it writes), in a subdirectory
+    rid = c.request("put_content", path="/sub/dir/abandoned")
+    c.send_stream(rid, [b"z" * MIB] * 7)
+    c.send(RESET, rid)
+    expect_error("backend", c.response, rid)
+    expect_error("path_not_found", c.call, "stat", path="/sub/dir/abandoned")
+    # right behind the request, before any data
+    rid = c.new_id()
+    c.send_raw(pack(REQUEST, rid, jdump({"op": "put_content", "path": "/nothing"}))
+               + pack(RESET, rid))
+    expect_error("backend", c.response, rid)
+    assert os.listdir(env.root) == [], os.listdir(env.root)  # no temporary file left
+    # over committed content: the old content stays, whole
+    c.put_content("/keep", b"old")
+    rid = c.request("put_content", path="/keep")
+    c.send_stream(rid, [b"new" * 1000])
+    c.send(RESET, rid)
+    expect_error("backend", c.response, rid)
+    assert c.get_content("/keep") == b"old"
+    assert os.listdir(env.root) == ["keep"], os.listdir(env.root)
     c.ping()
+
+
+def open_files_of(pid, path):
+    fds = os.path.join("/proc", str(pid), "fd")
+    found = []
+    for fd in os.listdir(fds):
+        try:
+            if os.readlink(os.path.join(fds, fd)) == path:
+                found.append(fd)
+        except OSError:
+            pass
+    return found
+
+
+@with_driver
+def reset_right_behind_a_request(c, env):
+    # A RESET that follows its request at once (the caller went away before the answer) still
+    # stops the stream: the server sends no more than its answer and frees the file.
+    c.put_content("/r", b"r" * (16 * MIB))
+    pid = env.drivers[0].proc.pid
+    for op, fields in (("get_content", {}), ("reader", {"offset": 5})):
+        rid = c.new_id()
+        c.send_raw(pack(REQUEST, rid, jdump({"op": op, "path": "/r", **fields}))
+                   + pack(RESET, rid))
+        ftype, _ = c.next_frame(rid)
+        assert ftype == RESPONSE, ftype
+        deadline = time.monotonic() + 10
+        while open_files_of(pid, os.path.realpath(os.path.join(env.root, "r"))):
+            assert time.monotonic() < deadline, f"{op}: the file is still open"
+            time.sleep(0.05)
+        c.ping()
+        sent = 0
+        while not c.q(rid).empty():
+            ftype, payload = c.q(rid).get()
+            assert ftype == DATA, ftype  # never END after a RESET
+            sent += len(payload)
+        assert sent < WINDOW, (op, sent)
+    # the same for a walk: it ends and answers, without waiting for a WALK_CONTROL
+    build_tree(c)
+    rid = c.new_id()
+    c.send_raw(pack(REQUEST, rid, jdump({"op": "walk", "path": "/", "start_after": None}))
+               + pack(RESET, rid))
+    frames = []
+    while True:
+        ftype, payload = c.next_frame(rid, timeout=10)
+        frames.append(ftype)
+        if ftype == RESPONSE:
+            break
+    assert frames.count(WALK_ENTRY) <= 1, frames
+    c.ping()
+
+
+@with_driver
+def client_reset_drops_a_writer(c, env):
+    # A RESET on a writer handle is a writer_drop without a RESPONSE: what was written stays,
+    # resumable.
+    h, _ = c.writer("/wr")
+    c.write(h, b"a" * (6 * MIB + 5))  # beyond the first window
+    c.send(RESET, h)
+    c.ping()
+    h2, size = c.writer("/wr", append=True)
+    assert size == 6 * MIB + 5, size
+    assert c.q(h).empty(), "a RESPONSE for a RESET handle"
+    c.send(RESET, h)  # late frames for the dropped handle: ignored
+    c.send(END, h)
+    c.send(CREDIT, h, struct.pack("<I", MIB))
+    expect_error("backend", c.call, "writer_commit", handle=h)  # gone, as after writer_drop
+    c.write(h2, b"b")
+    c.call("writer_commit", handle=h2)
+    assert c.get_content("/wr") == b"a" * (6 * MIB + 5) + b"b"
+    # a RESET after a finishing request is late: ignored, the handle keeps its final state
+    h, _ = c.writer("/wr2")
+    c.write(h, b"x")
+    c.call("writer_commit", handle=h)
+    c.send(RESET, h)
+    e = expect_error("writer_finished", c.call, "writer_cancel", handle=h)
+    assert e["state"] == "committed", e
+    # ... also when it is right behind the request, before the handle's thread finished it
+    for finish, state in (("writer_commit", "committed"), ("writer_close", "closed"),
+                          ("writer_cancel", "cancelled")):
+        h, _ = c.writer("/wr3")
+        c.write(h, b"y" * MIB)
+        rid = c.new_id()
+        c.send_raw(pack(REQUEST, rid, jdump({"op": finish, "handle": h})) + pack(RESET, h))
+        assert c.response(rid) is None
+        e = expect_error("writer_finished", c.call, "writer_commit", handle=h)
+        assert e["state"] == state, (finish, e)
+    assert c.get_content("/wr3") == b"y" * MIB  # the first one's commit
+    c.ping()
+
+
+@with_driver
+def late_frames_for_finished_ids_are_ignored(c, env):
+    c.put_content("/f", b"0123456789")
+    rid_put = c.request("put_content", path="/g")
+    c.send(END, rid_put)
+    assert c.response(rid_put) is None
+    rid_get = c.request("get_content", path="/f")
+    c.response(rid_get)
+    assert c.recv_stream(rid_get) == b"0123456789"
+    rid_stat = c.request("stat", path="/f")
+    c.response(rid_stat)
+    rid_walk = c.request("walk", path="/", start_after=None)
+    while c.next_frame(rid_walk)[0] != RESPONSE:
+        c.send(WALK_CONTROL, rid_walk, b"\x00")
+    for rid in (rid_put, rid_get, rid_stat, rid_walk):
+        c.send(CREDIT, rid, struct.pack("<I", 4 * MIB))
+        c.send(RESET, rid)
+        c.send(END, rid)
+    c.ping()
+    assert c.get_content("/g") == b"" and c.get_content("/f") == b"0123456789"
 
 
 @with_driver
@@ -1507,10 +1710,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-k", default="", help="run only the tests whose name contains this")
     ap.add_argument("--big-mib", type=int, default=BIG_MIB)
+    ap.add_argument("--slow", action="store_true",
+                    help="also run the slow tests (a listing beyond 64 MiB, about 30 s)")
     args = ap.parse_args()
     BIG_MIB = args.big_mib
     failed = []
-    selected = [t for t in TESTS if args.k in t.__name__]
+    matching = [t for t in TESTS if args.k in t.__name__]
+    selected = [t for t in matching if args.slow or not getattr(t, "slow", False)]
+    skipped = len(matching) - len(selected)
     t0 = time.monotonic()
     for t in selected:
         start = time.monotonic()
@@ -1521,8 +1728,9 @@ def main():
             failed.append(t.__name__)
             print(f"FAIL  {t.__name__}", flush=True)
             traceback.print_exc()
-    print(f"{len(selected) - len(failed)} passed, {len(failed)} failed "
-          f"in {time.monotonic() - t0:.1f}s")
+    print(f"{len(selected) - len(failed)} passed, {len(failed)} failed"
+          + (f", {skipped} slow skipped (--slow runs them)" if skipped else "")
+          + f" in {time.monotonic() - t0:.1f}s")
     if failed:
         print("failed: " + ", ".join(failed))
     sys.exit(1 if failed else 0)

@@ -20,6 +20,7 @@
 //! # }
 //! ```
 
+pub mod ipc;
 pub mod raw;
 
 use std::future::Future;
