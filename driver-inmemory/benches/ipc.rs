@@ -14,24 +14,44 @@ const EXE: &str = env!("CARGO_BIN_EXE_registry-storage-inmemory");
 
 fn main() {
     serve_raw_peer_if_asked();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => panic!("cannot start a tokio runtime: {e}"),
     };
     let config = BenchConfig::from_env();
     // The work runs in a spawned task, on the runtime's workers, as a server's request
     // handlers would; `block_on`'s own thread is not a worker and adds a wake-up per call.
-    let work = runtime.spawn(async move {
-        let dirs = (testsuites::tempfile::tempdir(), testsuites::tempfile::tempdir());
-        let (Ok(local_dir), Ok(remote_dir)) = dirs else { panic!("no temporary directories") };
-        let (in_process, parameters) = setup(local_dir.path(), remote_dir.path());
-        let over_ipc = match storagedriver_ipc::IpcDriver::spawn("inmemory", Path::new(EXE), &parameters).await {
-            Ok(driver) => driver,
-            Err(e) => panic!("cannot start {EXE}: {e}"),
-        };
-        let pid = over_ipc.child_pid();
-        compare_report("inmemory", in_process, Arc::new(over_ipc), pid, &config, 1 << 30).await
-    });
+    let work =
+        runtime.spawn(async move {
+            let dirs = (
+                testsuites::tempfile::tempdir(),
+                testsuites::tempfile::tempdir(),
+            );
+            let (Ok(local_dir), Ok(remote_dir)) = dirs else {
+                panic!("no temporary directories")
+            };
+            let (in_process, parameters) = setup(local_dir.path(), remote_dir.path());
+            let over_ipc =
+                match storagedriver_ipc::IpcDriver::spawn("inmemory", Path::new(EXE), &parameters)
+                    .await
+                {
+                    Ok(driver) => driver,
+                    Err(e) => panic!("cannot start {EXE}: {e}"),
+                };
+            let pid = over_ipc.child_pid();
+            compare_report(
+                "inmemory",
+                in_process,
+                Arc::new(over_ipc),
+                pid,
+                &config,
+                1 << 30,
+            )
+            .await
+        });
     match runtime.block_on(work) {
         Ok(report) => println!("{report}"),
         Err(e) => std::panic::resume_unwind(e.into_panic()),
@@ -40,5 +60,8 @@ fn main() {
 
 /// The in-process driver and the child's parameters.
 fn setup(_local: &Path, _remote: &Path) -> (Arc<dyn StorageDriver>, Parameters) {
-    (Arc::new(driver_inmemory::InMemoryDriver::new()), Parameters::new())
+    (
+        Arc::new(driver_inmemory::InMemoryDriver::new()),
+        Parameters::new(),
+    )
 }

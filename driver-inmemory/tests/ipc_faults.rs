@@ -23,7 +23,11 @@ async fn assert_gone(pid: u32) {
     let proc_dir = format!("/proc/{pid}");
     let deadline = Instant::now() + Duration::from_secs(5);
     while Path::new(&proc_dir).exists() {
-        assert!(Instant::now() < deadline, "child {pid} is still there 5 s later: {:?}", std::fs::read_to_string(format!("{proc_dir}/stat")));
+        assert!(
+            Instant::now() < deadline,
+            "child {pid} is still there 5 s later: {:?}",
+            std::fs::read_to_string(format!("{proc_dir}/stat"))
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -49,29 +53,52 @@ async fn kill_9_in_the_middle_of_a_256_mib_stream_fails_within_a_second() {
     let mut stream = driver.reader("/big", 0).await.expect("reader");
     let mut read = 0usize;
     while read < 16 << 20 {
-        read += stream.next().await.expect("a chunk").expect("no error yet").len();
+        read += stream
+            .next()
+            .await
+            .expect("a chunk")
+            .expect("no error yet")
+            .len();
     }
-    let status = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().expect("kill");
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success(), "kill -9 {pid} failed");
     let killed_at = Instant::now();
     let error = loop {
         match tokio::time::timeout(Duration::from_secs(5), stream.next()).await {
             Ok(Some(Ok(chunk))) => read += chunk.len(),
             Ok(Some(Err(e))) => break e,
-            Ok(None) => panic!("the stream ended cleanly after {read} bytes though the child was killed"),
+            Ok(None) => {
+                panic!("the stream ended cleanly after {read} bytes though the child was killed")
+            }
             Err(_) => panic!("the stream hung after kill -9"),
         }
     };
     let waited = killed_at.elapsed();
     println!("kill -9 after {read} bytes: error after {waited:?}: {error}");
     assert!(waited < Duration::from_secs(1), "the error took {waited:?}");
-    assert!(read < 256 << 20, "all 256 MiB arrived though the child was killed");
+    assert!(
+        read < 256 << 20,
+        "all 256 MiB arrived though the child was killed"
+    );
     let text = error.to_string();
-    assert!(text.contains("inmemory") && text.contains("signal: 9"), "the error names neither the driver nor the signal: {text}");
+    assert!(
+        text.contains("inmemory") && text.contains("signal: 9"),
+        "the error names neither the driver nor the signal: {text}"
+    );
 
     let later = Instant::now();
-    let err = driver.stat("/big").await.expect_err("a call after the child died");
-    assert!(later.elapsed() < Duration::from_secs(1), "a later call took {:?}", later.elapsed());
+    let err = driver
+        .stat("/big")
+        .await
+        .expect_err("a call after the child died");
+    assert!(
+        later.elapsed() < Duration::from_secs(1),
+        "a later call took {:?}",
+        later.elapsed()
+    );
     println!("a later stat: {err}");
     drop(driver);
     assert_gone(pid).await;
@@ -80,24 +107,44 @@ async fn kill_9_in_the_middle_of_a_256_mib_stream_fails_within_a_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_parameters_fail_at_start_up_with_the_childs_stderr() {
     let started = Instant::now();
-    let err = IpcDriver::spawn("inmemory", Path::new(EXE), &params(serde_json::json!({ "rootdirectory": "/x" })))
-        .await
-        .expect_err("the child must refuse an unknown parameter");
+    let err = IpcDriver::spawn(
+        "inmemory",
+        Path::new(EXE),
+        &params(serde_json::json!({ "rootdirectory": "/x" })),
+    )
+    .await
+    .expect_err("the child must refuse an unknown parameter");
     println!("bad parameters: {err}");
     let text = err.to_string();
-    assert!(text.contains("rootdirectory"), "the error lacks the child's stderr: {text}");
-    assert!(text.contains("exit status: 2"), "the error lacks the exit status: {text}");
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(
+        text.contains("rootdirectory"),
+        "the error lacks the child's stderr: {text}"
+    );
+    assert!(
+        text.contains("exit status: 2"),
+        "the error lacks the exit status: {text}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_client_stops_and_reaps_the_child() {
     let driver = spawn().await;
     let pid = driver.child_pid().expect("a child pid");
-    driver.put_content("/a", Bytes::from_static(b"x")).await.expect("put");
+    driver
+        .put_content("/a", Bytes::from_static(b"x"))
+        .await
+        .expect("put");
     let clone = driver.clone();
     drop(driver);
-    assert!(Path::new(&format!("/proc/{pid}")).exists(), "a clone still holds the child");
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "a clone still holds the child"
+    );
     drop(clone);
     assert_gone(pid).await;
 }

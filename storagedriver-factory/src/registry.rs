@@ -92,7 +92,10 @@ impl Registry {
     }
 
     fn insert(&self, factory: Arc<dyn DriverFactory>) -> bool {
-        let mut factories = self.factories.write().unwrap_or_else(PoisonError::into_inner);
+        let mut factories = self
+            .factories
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         let name = factory.name().to_owned();
         if factories.contains_key(&name) {
             return false;
@@ -113,15 +116,25 @@ impl Registry {
 
     /// The registered names, sorted.
     pub fn names(&self) -> Vec<String> {
-        let factories = self.factories.read().unwrap_or_else(PoisonError::into_inner);
+        let factories = self
+            .factories
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         factories.keys().cloned().collect()
     }
 
     /// Creates the driver `name` from `parameters`: a registered factory, or else the
     /// executable `registry-storage-<name>` on the search path, run as a child process.
-    pub async fn create(&self, name: &str, parameters: &Parameters) -> Result<Arc<dyn StorageDriver>, FactoryError> {
+    pub async fn create(
+        &self,
+        name: &str,
+        parameters: &Parameters,
+    ) -> Result<Arc<dyn StorageDriver>, FactoryError> {
         let factory = {
-            let factories = self.factories.read().unwrap_or_else(PoisonError::into_inner);
+            let factories = self
+                .factories
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
             factories.get(name).cloned()
         };
         if let Some(factory) = factory {
@@ -130,7 +143,11 @@ impl Registry {
         let executable = executable_name(name);
         let (dirs, searched) = self.search_dirs();
         let found = valid_driver_name(name)
-            .then(|| dirs.iter().map(|d| d.join(&executable)).find(|p| is_executable(p)))
+            .then(|| {
+                dirs.iter()
+                    .map(|d| d.join(&executable))
+                    .find(|p| is_executable(p))
+            })
             .flatten();
         match found {
             Some(path) => {
@@ -151,7 +168,10 @@ impl Registry {
         match &self.search_path {
             Some(dirs) => {
                 let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-                (dirs.clone(), format!("the search path [{}]", shown.join(", ")))
+                (
+                    dirs.clone(),
+                    format!("the search path [{}]", shown.join(", ")),
+                )
             }
             None => {
                 let path = std::env::var_os("PATH").unwrap_or_default();
@@ -168,7 +188,10 @@ pub fn executable_name(name: &str) -> String {
 
 /// Only names that cannot reach outside the search directory are looked up.
 fn valid_driver_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -178,7 +201,10 @@ fn is_executable(path: &Path) -> bool {
 
 /// The factories of the built-in drivers this crate's features enable.
 fn builtin_factories() -> Vec<Arc<dyn DriverFactory>> {
-    [inmemory_factory(), filesystem_factory()].into_iter().flatten().collect()
+    [inmemory_factory(), filesystem_factory()]
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 #[cfg(feature = "inmemory")]
@@ -208,7 +234,10 @@ pub fn default_registry() -> &'static Registry {
 }
 
 /// Creates the driver `name` with the [`default_registry`] (Go: `factory.Create`).
-pub async fn create(name: &str, parameters: &Parameters) -> Result<Arc<dyn StorageDriver>, FactoryError> {
+pub async fn create(
+    name: &str,
+    parameters: &Parameters,
+) -> Result<Arc<dyn StorageDriver>, FactoryError> {
     default_registry().create(name, parameters).await
 }
 

@@ -16,7 +16,10 @@ fn params(value: serde_json::Value) -> Parameters {
 }
 
 fn python_driver_dir() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/python-driver"))
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/python-driver"
+    ))
 }
 
 #[tokio::test]
@@ -24,18 +27,28 @@ async fn builtin_drivers_are_there_by_name() {
     let registry = Registry::with_builtin();
     assert_eq!(registry.names(), ["filesystem", "inmemory"]);
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let driver = storagedriver_factory::create("filesystem", &params(json!({ "rootdirectory": dir.path(), "maxthreads": "25" })))
-        .await
-        .expect("the filesystem driver");
+    let driver = storagedriver_factory::create(
+        "filesystem",
+        &params(json!({ "rootdirectory": dir.path(), "maxthreads": "25" })),
+    )
+    .await
+    .expect("the filesystem driver");
     assert_eq!(driver.name(), "filesystem");
 }
 
 #[tokio::test]
 async fn an_unknown_name_without_an_executable_lists_what_there_is() {
-    let err = storagedriver_factory::create("nosuchdriver", &Parameters::new()).await.expect_err("an error");
+    let err = storagedriver_factory::create("nosuchdriver", &Parameters::new())
+        .await
+        .expect_err("an error");
     println!("create(\"nosuchdriver\"): {err}");
     match &err {
-        FactoryError::UnknownDriver { name, registered, executable, .. } => {
+        FactoryError::UnknownDriver {
+            name,
+            registered,
+            executable,
+            ..
+        } => {
             assert_eq!(name, "nosuchdriver");
             assert_eq!(registered, &["filesystem", "inmemory"]);
             assert_eq!(executable, "registry-storage-nosuchdriver");
@@ -43,12 +56,19 @@ async fn an_unknown_name_without_an_executable_lists_what_there_is() {
         other => panic!("expected UnknownDriver, got {other:?}"),
     }
     let text = err.to_string();
-    assert!(text.contains("filesystem, inmemory") && text.contains("registry-storage-nosuchdriver") && text.contains("PATH"), "{text}");
+    assert!(
+        text.contains("filesystem, inmemory")
+            && text.contains("registry-storage-nosuchdriver")
+            && text.contains("PATH"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn a_wrong_parameter_names_the_driver_and_the_key() {
-    let err = storagedriver_factory::create("filesystem", &params(json!({ "maxthreads": "ten" }))).await.expect_err("an error");
+    let err = storagedriver_factory::create("filesystem", &params(json!({ "maxthreads": "ten" })))
+        .await
+        .expect_err("an error");
     println!("create(\"filesystem\", maxthreads=\"ten\"): {err}");
     match &err {
         FactoryError::Driver(Error::InvalidParameter { driver, key, .. }) => {
@@ -57,33 +77,58 @@ async fn a_wrong_parameter_names_the_driver_and_the_key() {
         }
         other => panic!("expected InvalidParameter, got {other:?}"),
     }
-    let err = storagedriver_factory::create("inmemory", &params(json!({ "rootdirectory": "/x" }))).await.expect_err("an error");
+    let err = storagedriver_factory::create("inmemory", &params(json!({ "rootdirectory": "/x" })))
+        .await
+        .expect_err("an error");
     println!("create(\"inmemory\", rootdirectory=\"/x\"): {err}");
-    assert!(matches!(err, FactoryError::Driver(Error::InvalidParameter { .. })), "{err:?}");
+    assert!(
+        matches!(err, FactoryError::Driver(Error::InvalidParameter { .. })),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
 async fn registering_a_name_twice_is_an_error() {
     let registry = Registry::with_builtin();
-    let err = registry.register(Arc::new(driver_inmemory::InMemoryFactory)).expect_err("an error");
-    assert!(matches!(err, FactoryError::AlreadyRegistered { ref name } if name == "inmemory"), "{err:?}");
-    assert_eq!(err.to_string(), "a storage driver named \"inmemory\" is already registered");
+    let err = registry
+        .register(Arc::new(driver_inmemory::InMemoryFactory))
+        .expect_err("an error");
+    assert!(
+        matches!(err, FactoryError::AlreadyRegistered { ref name } if name == "inmemory"),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "a storage driver named \"inmemory\" is already registered"
+    );
 }
 
 #[tokio::test]
 async fn an_unknown_name_falls_back_to_its_executable() {
     let registry = Registry::empty().with_search_path([python_driver_dir()]);
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let driver = registry.create("pydir", &params(json!({ "rootdirectory": dir.path() }))).await.expect("the Python driver");
+    let driver = registry
+        .create("pydir", &params(json!({ "rootdirectory": dir.path() })))
+        .await
+        .expect("the Python driver");
     assert_eq!(driver.name(), "pydir");
-    driver.put_content("/a", bytes::Bytes::from_static(b"over IPC")).await.expect("put over IPC");
-    assert_eq!(std::fs::read(dir.path().join("a")).expect("the file the child wrote"), b"over IPC");
+    driver
+        .put_content("/a", bytes::Bytes::from_static(b"over IPC"))
+        .await
+        .expect("put over IPC");
+    assert_eq!(
+        std::fs::read(dir.path().join("a")).expect("the file the child wrote"),
+        b"over IPC"
+    );
 }
 
 #[tokio::test]
 async fn an_executable_that_rejects_its_parameters_reports_its_stderr() {
     let registry = Registry::empty().with_search_path([python_driver_dir()]);
-    let err = registry.create("pydir", &params(json!({ "rootdir": "/x" }))).await.expect_err("an error");
+    let err = registry
+        .create("pydir", &params(json!({ "rootdir": "/x" })))
+        .await
+        .expect_err("an error");
     println!("create(\"pydir\", rootdir=\"/x\") through the executable: {err}");
     let text = err.to_string();
     assert!(text.contains("pydir") && text.contains("rootdir"), "{text}");
@@ -93,7 +138,13 @@ async fn an_executable_that_rejects_its_parameters_reports_its_stderr() {
 async fn names_that_could_leave_the_search_path_are_not_looked_up() {
     let registry = Registry::empty().with_search_path([python_driver_dir()]);
     for name in ["../python-driver/registry-storage-pydir", "a/b", ""] {
-        let err = registry.create(name, &Parameters::new()).await.expect_err("an error");
-        assert!(matches!(err, FactoryError::UnknownDriver { .. }), "{name}: {err:?}");
+        let err = registry
+            .create(name, &Parameters::new())
+            .await
+            .expect_err("an error");
+        assert!(
+            matches!(err, FactoryError::UnknownDriver { .. }),
+            "{name}: {err:?}"
+        );
     }
 }

@@ -9,7 +9,8 @@
 //! queued and written by the connection's writer task, in order. Because a frame is either
 //! written whole or queued whole before `send` returns, a caller that is cancelled can never
 //! leave half a frame on the wire. The queue is bounded by the protocol's flow control: stream
-//! data is sent only within a window, and everything else is small.
+//! data is sent only within a window, and everything else is small (but for a response longer
+//! than a frame, at most 64 MiB, whose pieces share the allocation of its JSON).
 
 use std::collections::VecDeque;
 use std::future::poll_fn;

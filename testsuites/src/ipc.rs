@@ -17,10 +17,16 @@ use crate::fixture::{Fixture, MakeFixture, make_fixture};
 ///
 /// When `executable` is not named `registry-storage-<name>`, or the driver cannot start: the
 /// test fails with the factory's error (which carries the child's stderr).
-pub async fn spawn_driver(name: &str, executable: &Path, parameters: &Parameters) -> Arc<dyn StorageDriver> {
+pub async fn spawn_driver(
+    name: &str,
+    executable: &Path,
+    parameters: &Parameters,
+) -> Arc<dyn StorageDriver> {
     let expected = storagedriver_factory::executable_name(name);
     assert!(
-        executable.file_name().is_some_and(|f| f == expected.as_str()),
+        executable
+            .file_name()
+            .is_some_and(|f| f == expected.as_str()),
         "{} is not named {expected}",
         executable.display()
     );

@@ -3,6 +3,9 @@
 
 testsuites::register_ipc_suite!(
     driver = "pydir",
-    executable = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/python-driver/registry-storage-pydir"),
+    executable = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/python-driver/registry-storage-pydir"
+    ),
     parameters = |root| testsuites::serde_json::json!({ "rootdirectory": root }),
 );

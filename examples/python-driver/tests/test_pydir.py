@@ -6,7 +6,7 @@ socket, sets REGISTRY_STORAGE_IPC_SOCKET, starts the driver, does the handshake 
 every operation, the streams and their flow control, walks, the error kinds and the protocol
 errors. Run it from anywhere:
 
-    python3 examples/python-driver/tests/test_pydir.py [-k SUBSTRING] [--big-mib N]
+    python3 examples/python-driver/tests/test_pydir.py [-k SUBSTRING] [--big-mib N] [--slow]
 
 It exits 0 when every test passed.
 """
@@ -772,7 +772,7 @@ def make_files(directory, count, width):
 
 @with_driver
 def large_listing_comes_in_parts(c, env):
-    # 40,000 names of 200 bytes: about 8 MiB of JSON, more than a frame holds. It comes as
+    # 40,000 names of 200 bytes: about 8 MB of JSON, more than a frame holds. It comes as
     # RESPONSE_PART pieces of at most 1 MiB, then the RESPONSE with the last piece.
     make_files(os.path.join(env.root, "huge"), 40000, 200)
     open(os.path.join(env.root, "huge", "x#upload"), "w").close()  # hidden, as ever
@@ -780,7 +780,7 @@ def large_listing_comes_in_parts(c, env):
     rid = c.request("list", path="/huge")
     whole, parts = c.raw_response(rid)
     assert json.loads(whole) == {"ok": want}
-    assert len(whole) > 8 * MIB and len(parts) == len(whole) // MIB, (len(whole), parts)
+    assert len(whole) > 7 * MIB and len(parts) == len(whole) // MIB, (len(whole), parts)
     assert all(n == MIB for n in parts), parts
     # several at once, interleaved with other requests and pings
     rids = [c.request("list", path="/huge") for _ in range(3)]
@@ -1382,8 +1382,7 @@ def client_reset_drops_a_writer(c, env):
     h, _ = c.writer("/wr")
     c.write(h, b"a" * (6 * MIB + 5))  # beyond the first window
     c.send(RESET, h)
-    c.ping()
-    h2, size = c.writer("/wr", append=True)
+    h2, size = c.writer("/wr", append=True)  # at once: it sees everything the handle got
     assert size == 6 * MIB + 5, size
     assert c.q(h).empty(), "a RESPONSE for a RESET handle"
     c.send(RESET, h)  # late frames for the dropped handle: ignored
@@ -1411,6 +1410,17 @@ def client_reset_drops_a_writer(c, env):
         e = expect_error("writer_finished", c.call, "writer_commit", handle=h)
         assert e["state"] == state, (finish, e)
     assert c.get_content("/wr3") == b"y" * MIB  # the first one's commit
+    # a resume right behind a RESET or an unanswered writer_drop sees all that was written
+    for i in range(6):
+        h, _ = c.writer(f"/race/{i}")
+        c.write(h, b"q" * (3 * MIB + i), frame=64 * 1024)
+        if i % 2:
+            c.send(RESET, h)
+        else:
+            c.request("writer_drop", handle=h)  # its answer is not waited for
+        h2, size = c.writer(f"/race/{i}", append=True)
+        assert size == 3 * MIB + i, (i, size)
+        c.call("writer_cancel", handle=h2)
     c.ping()
 
 

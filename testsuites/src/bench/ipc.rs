@@ -19,7 +19,11 @@ fn must<T>(result: storagedriver::Result<T>, what: &str) -> T {
 
 /// Mean time of one `stat` of a small file, over `count` sequential calls.
 pub async fn stat_round_trip(d: &dyn StorageDriver, count: u32) -> Duration {
-    must(d.put_content("/bench-rtt/file", Bytes::from_static(b"x")).await, "put_content");
+    must(
+        d.put_content("/bench-rtt/file", Bytes::from_static(b"x"))
+            .await,
+        "put_content",
+    );
     for _ in 0..count / 10 {
         must(d.stat("/bench-rtt/file").await, "stat");
     }
@@ -33,8 +37,16 @@ pub async fn stat_round_trip(d: &dyn StorageDriver, count: u32) -> Duration {
 }
 
 /// `stat` calls per second with `concurrency` tasks each making `per_task` calls.
-pub async fn concurrent_stats(d: Arc<dyn StorageDriver>, concurrency: usize, per_task: usize) -> f64 {
-    must(d.put_content("/bench-conc/file", Bytes::from_static(b"x")).await, "put_content");
+pub async fn concurrent_stats(
+    d: Arc<dyn StorageDriver>,
+    concurrency: usize,
+    per_task: usize,
+) -> f64 {
+    must(
+        d.put_content("/bench-conc/file", Bytes::from_static(b"x"))
+            .await,
+        "put_content",
+    );
     let started = Instant::now();
     let tasks = (0..concurrency).map(|_| {
         let d = d.clone();
@@ -151,7 +163,11 @@ pub async fn compare_report(
 
     let gib = stream_size as f64 / (1u64 << 30) as f64;
     let mb = |v: f64| format!("{:.0} MB/s", v / 1e6);
-    let mib = |v: Option<u64>| v.map_or("n/a".to_owned(), |b| format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64));
+    let mib = |v: Option<u64>| {
+        v.map_or("n/a".to_owned(), |b| {
+            format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64)
+        })
+    };
     out.push_str(&format!(
         "\n| {label}: transport | figure | raw, same run | IPC / raw |\n|---|---:|---:|---:|\n"
     ));
@@ -162,7 +178,9 @@ pub async fn compare_report(
         format_duration(raw.round_trip),
         rtt_ipc.as_secs_f64() / raw.round_trip.as_secs_f64()
     ));
-    out.push_str(&format!("| 64 concurrent stat over IPC | {conc:.0} ops/s | | |\n"));
+    out.push_str(&format!(
+        "| 64 concurrent stat over IPC | {conc:.0} ops/s | | |\n"
+    ));
     out.push_str(&format!(
         "| {gib:.2} GiB reader stream over IPC | {} | socket stream: {} | {:.0} % |\n",
         mb(stream.read_bytes_per_s),
@@ -177,7 +195,11 @@ pub async fn compare_report(
     ));
     out.push_str(&format!(
         "| peak memory while streaming{} | client {} | child {} | |\n",
-        if reset { "" } else { " (not reset: includes earlier work)" },
+        if reset {
+            ""
+        } else {
+            " (not reset: includes earlier work)"
+        },
         mib(client_peak),
         mib(child_peak)
     ));
