@@ -121,22 +121,26 @@ pub fn peak_memory(pid: &str) -> Option<u64> {
 }
 
 /// Runs everything above for one driver, in process and over IPC, with the raw transport
-/// measured in the same run, and returns the report as Markdown. `child_pid` is the IPC
-/// driver's child process, whose peak memory is reported. The benchmark's `main` must have
+/// measured in the same run, and returns the report as Markdown. `spawn_ipc` starts the IPC
+/// driver (after the raw and in-process measurements, which keep a worker thread busy) and
+/// gives its child process, whose peak memory is reported. The benchmark's `main` must have
 /// called [`super::raw::serve_raw_peer_if_asked`] first.
-pub async fn compare_report(
+pub async fn compare_report<F>(
     label: &str,
     in_process: Arc<dyn StorageDriver>,
-    over_ipc: Arc<dyn StorageDriver>,
-    child_pid: Option<u32>,
+    spawn_ipc: F,
     config: &super::BenchConfig,
     stream_size: u64,
-) -> String {
+) -> String
+where
+    F: std::future::Future<Output = (Arc<dyn StorageDriver>, Option<u32>)>,
+{
     use super::format_duration;
     let mut out = String::new();
     let raw = super::raw::measure_raw(20_000, stream_size);
 
     let local = super::run_suite_benchmarks(in_process.as_ref(), config).await;
+    let (over_ipc, child_pid) = spawn_ipc.await;
     let remote = super::run_suite_benchmarks(over_ipc.as_ref(), config).await;
     out.push_str(&format!(
         "| {label} | in process | over IPC | IPC / in process |\n|---|---:|---:|---:|\n"
@@ -204,4 +208,52 @@ pub async fn compare_report(
         mib(child_peak)
     ));
     out
+}
+
+/// Makes the in-process driver (on the first directory) and the child's parameters (for the
+/// second directory) of [`bench_main`].
+pub type Setup =
+    fn(&std::path::Path, &std::path::Path) -> (Arc<dyn StorageDriver>, storagedriver::Parameters);
+
+/// The whole `main` of a driver's IPC benchmark: serves as the raw peer when asked, starts a
+/// runtime, and prints [`compare_report`] for `name` in process (from `setup`) and over IPC
+/// (the executable `exe` started with `setup`'s parameters), streaming 1 GiB.
+///
+/// # Panics
+///
+/// When the runtime, the temporary directories or the child cannot be had.
+pub fn bench_main(name: &'static str, exe: &'static str, setup: Setup) {
+    super::raw::serve_raw_peer_if_asked();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => panic!("cannot start a tokio runtime: {e}"),
+    };
+    let config = super::BenchConfig::from_env();
+    // The work runs in a spawned task, on the runtime's workers, as a server's request handlers
+    // would; `block_on`'s own thread is not a worker and adds a wake-up per call.
+    let work = runtime.spawn(async move {
+        let (Ok(local), Ok(remote)) = (tempfile::tempdir(), tempfile::tempdir()) else {
+            panic!("no temporary directories")
+        };
+        let (in_process, parameters) = setup(local.path(), remote.path());
+        let spawn_ipc = async move {
+            match storagedriver_ipc::IpcDriver::spawn(name, std::path::Path::new(exe), &parameters)
+                .await
+            {
+                Ok(driver) => {
+                    let pid = driver.child_pid();
+                    (Arc::new(driver) as Arc<dyn StorageDriver>, pid)
+                }
+                Err(e) => panic!("cannot start {exe}: {e}"),
+            }
+        };
+        compare_report(name, in_process, spawn_ipc, &config, 1 << 30).await
+    });
+    match runtime.block_on(work) {
+        Ok(report) => println!("{report}"),
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
