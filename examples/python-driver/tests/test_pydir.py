@@ -1738,11 +1738,12 @@ def main():
             failed.append(t.__name__)
             print(f"FAIL  {t.__name__}", flush=True)
             traceback.print_exc()
-    print(f"{len(selected) - len(failed)} passed, {len(failed)} failed"
-          + (f", {skipped} slow skipped (--slow runs them)" if skipped else "")
-          + f" in {time.monotonic() - t0:.1f}s")
+    print(f"ran in {time.monotonic() - t0:.1f}s"
+          + (f"; {skipped} slow test(s) skipped (--slow runs them)" if skipped else ""))
     if failed:
         print("failed: " + ", ".join(failed))
+    # The plain closing line test runners read: 'N passed, N failed, N skipped'.
+    print(f"{len(selected) - len(failed)} passed, {len(failed)} failed, {skipped} skipped")
     sys.exit(1 if failed else 0)
 
 
