@@ -5,7 +5,7 @@
 //!   target; [`register_ipc_suite!`] does the same against a driver executable over IPC.
 //! - [`behaviors`] holds the behaviours as plain public async functions taking the driver, to
 //!   run by hand.
-//! - [`bench`] runs the suite's benchmarks (put/get, writer/reader, list, delete) on any driver.
+//! - [`bench`](mod@bench) runs the suite's benchmarks (put/get, writer/reader, list, delete) on any driver.
 //! - [`Sizes`] says how big the large cases are: short by default, the Go sizes with
 //!   `STORAGEDRIVER_SUITE=full`.
 //!

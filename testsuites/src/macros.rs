@@ -53,7 +53,7 @@ macro_rules! register_ipc_suite {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __ipc_tests {
-    (($name:expr, $exe:expr, $params:expr) $($case:ident,)*) => {
+    (($name:expr, $exe:expr, $params:expr) $($kind:ident $case:ident,)*) => {
         $(
             #[test]
             fn $case() {
@@ -67,78 +67,80 @@ macro_rules! __ipc_tests {
     };
 }
 
-/// Calls `$crate::$callback!{ (args) case, case, ... }` with every case name: the one list of
-/// the suite's tests.
+/// Calls `$crate::$callback!{ (args) kind case, kind case, ... }` with every case: the one list
+/// of the suite's tests. The kind says how [`crate::cases`] runs the behaviour: `driver` passes
+/// `&dyn StorageDriver`, `shared` an `Arc<dyn StorageDriver>`, `custom` has a hand-written
+/// adapter.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __for_each_case {
     ($callback:ident ! ($($args:tt)*)) => {
         $crate::$callback! {
             ($($args)*)
-            valid_paths,
-            invalid_paths,
-            invalid_paths_every_operation,
-            put_get_one_byte,
-            put_get_utf8,
-            put_get_random_32,
-            put_get_1mib,
-            put_get_non_utf8,
-            put_get_empty,
-            truncate,
-            put_twice,
-            get_missing,
-            get_directory,
-            put_file_dir_conflict,
-            writer_round_trip_one_byte,
-            writer_round_trip_utf8,
-            writer_round_trip_random_32,
-            writer_round_trip_1mib,
-            writer_round_trip_non_utf8,
-            large_stream_sha256,
-            reader_offsets,
-            reader_missing_path,
-            append_resume_small_chunks,
-            append_resume_large_chunks,
-            append_resume_from_new_instance,
-            zero_byte_writer_then_append,
-            zero_byte_put_then_append,
-            append_missing_path,
-            append_to_committed,
-            writer_cancel,
-            writer_commit_visibility,
-            writer_use_after_finish,
-            writer_dropped,
-            list_sorted,
-            list_root,
-            list_empty_root,
-            list_missing_directory,
-            list_file,
-            list_nested,
-            rename_file,
-            rename_overwrite,
-            rename_missing_source,
-            rename_under_file,
-            delete_file,
-            delete_missing,
-            delete_directory,
-            delete_only_subpaths,
-            delete_root,
-            stat_file,
-            stat_directory,
-            stat_missing,
-            stat_root,
-            stat_mod_time_after_rewrite,
-            url_for_get_and_head,
-            walk_order,
-            walk_skip_dir,
-            walk_stop,
-            walk_start_after,
-            walk_missing,
-            walk_concurrent_delete,
-            concurrent_readers,
-            concurrent_writers,
-            concurrent_put_same_path,
-            model_random_operations,
+            driver valid_paths,
+            driver invalid_paths,
+            driver invalid_paths_every_operation,
+            driver put_get_one_byte,
+            driver put_get_utf8,
+            driver put_get_random_32,
+            driver put_get_1mib,
+            driver put_get_non_utf8,
+            driver put_get_empty,
+            driver truncate,
+            driver put_twice,
+            driver get_missing,
+            driver get_directory,
+            driver put_file_dir_conflict,
+            driver writer_round_trip_one_byte,
+            driver writer_round_trip_utf8,
+            driver writer_round_trip_random_32,
+            driver writer_round_trip_1mib,
+            driver writer_round_trip_non_utf8,
+            driver large_stream_sha256,
+            driver reader_offsets,
+            driver reader_missing_path,
+            driver append_resume_small_chunks,
+            driver append_resume_large_chunks,
+            custom append_resume_from_new_instance,
+            driver zero_byte_writer_then_append,
+            driver zero_byte_put_then_append,
+            driver append_missing_path,
+            driver append_to_committed,
+            driver writer_cancel,
+            driver writer_commit_visibility,
+            driver writer_use_after_finish,
+            driver writer_dropped,
+            driver list_sorted,
+            driver list_root,
+            driver list_empty_root,
+            driver list_missing_directory,
+            driver list_file,
+            driver list_nested,
+            driver rename_file,
+            driver rename_overwrite,
+            driver rename_missing_source,
+            driver rename_under_file,
+            driver delete_file,
+            driver delete_missing,
+            driver delete_directory,
+            driver delete_only_subpaths,
+            driver delete_root,
+            driver stat_file,
+            driver stat_directory,
+            driver stat_missing,
+            driver stat_root,
+            driver stat_mod_time_after_rewrite,
+            driver url_for_get_and_head,
+            driver walk_order,
+            driver walk_skip_dir,
+            driver walk_stop,
+            driver walk_start_after,
+            driver walk_missing,
+            driver walk_concurrent_delete,
+            shared concurrent_readers,
+            shared concurrent_writers,
+            shared concurrent_put_same_path,
+            custom model_random_operations,
         }
     };
 }
@@ -147,7 +149,7 @@ macro_rules! __for_each_case {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __in_process_tests {
-    (($make:expr) $($name:ident,)*) => {
+    (($make:expr) $($kind:ident $name:ident,)*) => {
         $(
             #[test]
             fn $name() {
@@ -165,7 +167,35 @@ macro_rules! __in_process_tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __case_table {
-    (() $($name:ident,)*) => {
+    (() $($kind:ident $name:ident,)*) => {
         &[$((::core::stringify!($name), $crate::cases::$name as $crate::cases::CaseFn),)*]
     };
+}
+
+/// Expands to the adapter in [`crate::cases`] of every case whose kind is `driver` or `shared`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __case_adapters {
+    (() $($kind:ident $name:ident,)*) => {
+        $($crate::__case_adapter!($kind $name);)*
+    };
+}
+
+/// The adapter of one case, by kind.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __case_adapter {
+    (driver $name:ident) => {
+        #[doc = ::core::concat!("Runs [`behaviors::", ::core::stringify!($name), "`] on the fixture's driver.")]
+        pub fn $name(ctx: &$crate::cases::Ctx) -> $crate::cases::CaseFuture<'_> {
+            ::std::boxed::Box::pin($crate::behaviors::$name(ctx.fixture.driver()))
+        }
+    };
+    (shared $name:ident) => {
+        #[doc = ::core::concat!("Runs [`behaviors::", ::core::stringify!($name), "`] on the fixture's driver.")]
+        pub fn $name(ctx: &$crate::cases::Ctx) -> $crate::cases::CaseFuture<'_> {
+            ::std::boxed::Box::pin($crate::behaviors::$name(ctx.fixture.driver_arc()))
+        }
+    };
+    (custom $name:ident) => {};
 }
