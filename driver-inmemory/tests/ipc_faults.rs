@@ -148,3 +148,49 @@ async fn dropping_the_client_stops_and_reaps_the_child() {
     drop(clone);
     assert_gone(pid).await;
 }
+
+/// True when `pid` has exited: no such process, or a zombie waiting for whoever adopted it.
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_whose_parent_dies_exits() {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/dying_parent.py"
+    );
+    let mut parent = tokio::process::Command::new("python3")
+        .arg(script)
+        .arg(EXE)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the stand-in parent");
+    let stdout = parent.stdout.take().expect("its stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("the parent printed the child's pid in time")
+        .expect("a readable line")
+        .expect("a line");
+    let child: u32 = line.trim().parse().expect("a pid");
+    assert!(!exited(child), "the child {child} is not running");
+    parent.start_kill().expect("kill -9 the parent");
+    parent.wait().await.expect("reap the parent");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !exited(child) {
+        assert!(
+            Instant::now() < deadline,
+            "the child {child} still runs 5 s after its parent died"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("the child {child} exited after its parent was killed");
+}
