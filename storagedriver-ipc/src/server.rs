@@ -311,6 +311,17 @@ impl Server {
         self.streams.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Registers the stream the client sends on `id` (a `put_content`, or a writer handle when
+    /// `writer`): the receiver of its frames, and the credit to grant as they are consumed.
+    fn open_incoming(&self, id: u64, writer: bool) -> (mpsc::UnboundedReceiver<InMsg>, Consumed) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (inflow, granted) = Inflow::new();
+        self.lock()
+            .incoming
+            .insert(id, Incoming { tx, inflow, writer });
+        (rx, Consumed::new(granted))
+    }
+
     /// Sends `FATAL` and ends serving.
     fn fatal(&self, e: ProtocolError) -> End {
         let payload = serde_json::json!({ "message": e.0 }).to_string();
@@ -618,38 +629,16 @@ impl Server {
             }
             Request::PutContent { path } => {
                 let path = path.into_owned();
-                let (tx, rx) = mpsc::unbounded_channel();
-                let (inflow, granted) = Inflow::new();
-                self.lock().incoming.insert(
-                    id,
-                    Incoming {
-                        tx,
-                        inflow,
-                        writer: false,
-                    },
-                );
+                let (rx, consumed) = self.open_incoming(id, false);
                 self.spawn(tasks, id, op, span, async move {
-                    server
-                        .put_content(id, path, rx, Consumed::new(granted))
-                        .await;
+                    server.put_content(id, path, rx, consumed).await;
                 });
             }
             Request::Writer { path, append } => {
                 let path = path.into_owned();
-                let (tx, rx) = mpsc::unbounded_channel();
-                let (inflow, granted) = Inflow::new();
-                self.lock().incoming.insert(
-                    id,
-                    Incoming {
-                        tx,
-                        inflow,
-                        writer: true,
-                    },
-                );
+                let (rx, consumed) = self.open_incoming(id, true);
                 self.spawn(tasks, id, op, span, async move {
-                    server
-                        .writer(id, path, append, rx, Consumed::new(granted))
-                        .await;
+                    server.writer(id, path, append, rx, consumed).await;
                 });
             }
             Request::WriterClose { handle } => self.finish(id, op, handle, Some(Finish::Close)),

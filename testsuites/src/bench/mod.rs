@@ -251,13 +251,8 @@ async fn stream(d: &dyn StorageDriver, name: &str, size: u64, config: &BenchConf
     result
 }
 
-async fn list(
-    d: &dyn StorageDriver,
-    name: &str,
-    count: usize,
-    config: &BenchConfig,
-) -> BenchResult {
-    let dir = format!("/bench/{name}");
+/// Puts `count` one-byte files named `0`, `1`, ... in `dir` (outside any timing).
+async fn put_files(d: &dyn StorageDriver, dir: &str, count: usize) {
     for i in 0..count {
         must(
             d.put_content(&format!("{dir}/{i}"), Bytes::from_static(b"x"))
@@ -265,6 +260,16 @@ async fn list(
             "put_content",
         );
     }
+}
+
+async fn list(
+    d: &dyn StorageDriver,
+    name: &str,
+    count: usize,
+    config: &BenchConfig,
+) -> BenchResult {
+    let dir = format!("/bench/{name}");
+    put_files(d, &dir, count).await;
     let result = measure(
         name,
         0,
@@ -296,15 +301,7 @@ async fn delete(
         config,
         |i| {
             let dir = format!("{dir}/{i}");
-            async move {
-                for j in 0..count {
-                    must(
-                        d.put_content(&format!("{dir}/{j}"), Bytes::from_static(b"x"))
-                            .await,
-                        "put_content",
-                    );
-                }
-            }
+            async move { put_files(d, &dir, count).await }
         },
         |i| {
             let dir = format!("{dir}/{i}");
