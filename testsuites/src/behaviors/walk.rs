@@ -167,7 +167,8 @@ pub async fn walk_missing(d: &dyn StorageDriver) {
     assert_not_found(d, result, "/walk/file", "walk of a file");
 }
 
-/// Files deleted while the walk runs are skipped, not errors.
+/// Files deleted while the walk runs are skipped, not errors. The deletes run from inside the
+/// walk's callback, so this needs a multi-threaded tokio runtime (the suite's runner has one).
 pub async fn walk_concurrent_delete(d: &dyn StorageDriver) {
     tree(d).await;
     let mut seen = Vec::new();
