@@ -89,8 +89,18 @@ pub trait StorageDriver: Send + Sync + Debug {
     ///   [`Capabilities::append_to_committed`] is set and is
     ///   [`crate::Error::Unsupported`] otherwise. With nothing at all:
     ///   [`crate::Error::PathNotFound`].
-    /// - Two writers for the same path at the same time are not supported: the later one
-    ///   takes over the uncommitted content.
+    /// - Two writers for one path: the later one takes over. Opening a writer for a path
+    ///   (`append` false or true) supersedes every writer of that path that is still open, in
+    ///   this process or, on [`Capabilities::persistent`] drivers, in another one sharing the
+    ///   storage. From then on the superseded writer changes nothing: its
+    ///   [`FileWriter::close`], [`FileWriter::commit`] and [`FileWriter::cancel`] fail with
+    ///   [`crate::Error::WriterFinished`] in state `superseded` and leave the upload and the
+    ///   committed content as they are; its [`FileWriter::write`] fails the same way or is
+    ///   accepted and discarded (a driver that buffers or streams writes learns of the
+    ///   takeover at its next flush). A writer resumed with `append == true` starts from what
+    ///   the upload held when it took over.
+    /// - Committed content is always exactly the whole payload of one `commit` or one
+    ///   [`StorageDriver::put_content`], never a mix of two.
     async fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>>;
 
     /// Facts about the file or directory at `path`.

@@ -82,14 +82,15 @@ pub enum Error {
         operation: String,
     },
 
-    /// A [`crate::FileWriter`] was used after `close`, `cancel` or `commit`.
+    /// A [`crate::FileWriter`] was used after `close`, `cancel` or `commit`, or after a later
+    /// writer for the same path superseded it.
     #[error("{driver}: writer for {path} is already {state}")]
     WriterFinished {
         /// The driver's registered name.
         driver: String,
         /// The path the writer was writing.
         path: String,
-        /// `closed`, `cancelled` or `committed`.
+        /// `closed`, `cancelled`, `committed` or `superseded`.
         state: String,
     },
 

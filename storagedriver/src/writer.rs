@@ -24,6 +24,10 @@ use crate::error::Result;
 /// - `commit` publishes the content atomically: a reader sees the old content or the new.
 /// - After `close`, `cancel` or `commit`, `write`, `commit` and `cancel` fail with
 ///   [`crate::Error::WriterFinished`]; `close` is a no-op (so `commit` then `close` is fine).
+/// - A later writer for the same path supersedes this one (see
+///   [`crate::StorageDriver::writer`]): from then on `close`, `commit` and `cancel` fail with
+///   [`crate::Error::WriterFinished`] in state `superseded` and change nothing, and `write`
+///   fails the same way or is accepted and discarded.
 /// - A writer dropped without any of them loses at most the bytes it had not flushed yet and
 ///   never damages committed content.
 #[async_trait]
@@ -75,6 +79,8 @@ pub enum WriterState {
     Cancelled,
     /// `commit` was called.
     Committed,
+    /// A later writer for the same path took the content over.
+    Superseded,
 }
 
 impl WriterState {
@@ -85,6 +91,7 @@ impl WriterState {
             WriterState::Closed => "closed",
             WriterState::Cancelled => "cancelled",
             WriterState::Committed => "committed",
+            WriterState::Superseded => "superseded",
         };
         Err(crate::Error::WriterFinished {
             driver: driver.to_owned(),
