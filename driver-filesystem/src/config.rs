@@ -10,7 +10,7 @@ use crate::error::DRIVER_NAME;
 ///
 /// | key | type | default | meaning |
 /// |---|---|---|---|
-/// | `rootdirectory` | string | `/var/lib/registry` | the directory that holds the content |
+/// | `rootdirectory` | string, an absolute path | `/var/lib/registry` | the directory that holds the content |
 /// | `maxthreads` | integer, 25 or more | 100 | blocking filesystem calls running at once |
 /// | `fsync` | boolean | `true` | flush content to the disk before acknowledging a write |
 ///
@@ -61,7 +61,7 @@ impl FilesystemConfig {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidParameter`] for an unknown key, an empty `rootdirectory`, a
+    /// [`Error::InvalidParameter`] for an unknown key, an empty or relative `rootdirectory`, a
     /// `maxthreads` that is not an integer from 25 to 2^20, or an `fsync` that is not
     /// `true` or `false`.
     pub fn from_parameters(parameters: &Parameters) -> Result<Self> {
@@ -150,6 +150,18 @@ impl FilesystemConfig {
                 DRIVER_NAME,
                 "rootdirectory",
                 "expected a directory, got an empty string",
+            ));
+        }
+        if !self.root_directory.is_absolute() {
+            // A relative root would depend on the working directory of whichever process
+            // opens it (another one for a driver executable).
+            return Err(Error::invalid_parameter(
+                DRIVER_NAME,
+                "rootdirectory",
+                format!(
+                    "expected an absolute path, got {:?}",
+                    self.root_directory.display().to_string()
+                ),
             ));
         }
         if !(Self::MIN_MAX_THREADS..=Self::MAX_MAX_THREADS).contains(&self.max_threads) {

@@ -1,7 +1,7 @@
 //! The filesystem driver.
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -15,28 +15,26 @@ use storagedriver::{
 use crate::blocking::Blocking;
 use crate::config::FilesystemConfig;
 use crate::error::{DRIVER_NAME, backend, io_error, is_not_found, lookup_error};
-use crate::staging::{self, Kind};
+use crate::root::{self, MAX_ATTEMPTS, Root, relative};
+use crate::staging;
+use crate::visibility::{Kind, Unreadable, classify, driver_path, has_visible_file, join};
 use crate::writer::FsWriter;
 
 /// What every clone of a driver shares.
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) config: FilesystemConfig,
+    /// The root directory, open: every path is resolved beneath it.
+    pub(crate) root: Root,
 }
 
-impl Inner {
-    /// The root directory.
-    pub(crate) fn root(&self) -> &Path {
-        self.config.root_directory()
-    }
-
-    /// The file or directory of a valid driver path (the root for `/`).
-    fn full(&self, path: &str) -> PathBuf {
-        match path.strip_prefix('/') {
-            Some("") | None => self.root().to_path_buf(),
-            Some(relative) => self.root().join(relative),
-        }
-    }
+/// The error of an operation that found a directory it could not read below its path.
+fn unreadable(operation: &str, unreadable: Unreadable) -> Error {
+    io_error(
+        operation,
+        &driver_path(&unreadable.relative),
+        unreadable.error,
+    )
 }
 
 /// A storage driver that keeps content in a directory tree under a root directory (Go: the
@@ -90,22 +88,16 @@ impl FilesystemDriver {
     /// # Errors
     ///
     /// [`Error::InvalidParameter`] for a bad value set through the config's builder methods,
-    /// or when the root directory cannot be created (key `rootdirectory`).
+    /// or when the root directory cannot be created or opened, or is not a directory (key
+    /// `rootdirectory`).
     pub fn new(config: FilesystemConfig) -> Result<Self> {
         config.validate()?;
-        let root = config.root_directory();
-        fs::create_dir_all(root).map_err(|e| {
-            Error::invalid_parameter(
-                DRIVER_NAME,
-                "rootdirectory",
-                format!("cannot create {}: {e}", root.display()),
-            )
-        })?;
+        let root = open_root(config.root_directory())?;
         let max_threads = usize::try_from(config.max_threads())
             .unwrap_or(FilesystemConfig::DEFAULT_MAX_THREADS as usize);
         Ok(FilesystemDriver {
             blocking: Blocking::new(max_threads),
-            inner: Arc::new(Inner { config }),
+            inner: Arc::new(Inner { config, root }),
         })
     }
 
@@ -125,7 +117,7 @@ impl FilesystemDriver {
 
     /// The root directory.
     pub fn root_directory(&self) -> &Path {
-        self.inner.root()
+        self.inner.config.root_directory()
     }
 
     /// Runs `f` with the shared state on a blocking thread.
@@ -142,56 +134,109 @@ impl FilesystemDriver {
     }
 }
 
-/// `put_content` in one blocking call: temporary file, write, optional `fdatasync`, rename,
+/// Creates (if missing) and opens the root directory at `path`.
+fn open_root(path: &Path) -> Result<Root> {
+    let invalid = |reason: String| Error::invalid_parameter(DRIVER_NAME, "rootdirectory", reason);
+    let not_a_directory = || {
+        invalid(format!(
+            "expected a directory, but {} is not one",
+            path.display()
+        ))
+    };
+    let under_a_file = || {
+        invalid(format!(
+            "cannot create {}: a parent of it is a file, not a directory",
+            path.display()
+        ))
+    };
+    match fs::metadata(path) {
+        Ok(md) if !md.is_dir() => return Err(not_a_directory()),
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Err(under_a_file()),
+        Err(e) if is_not_found(&e) => {
+            fs::create_dir_all(path).map_err(|e| match e.kind() {
+                io::ErrorKind::AlreadyExists | io::ErrorKind::NotADirectory => under_a_file(),
+                _ => invalid(format!("cannot create {}: {e}", path.display())),
+            })?;
+        }
+        Err(e) => return Err(invalid(format!("cannot use {}: {e}", path.display()))),
+    }
+    Root::open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotADirectory => not_a_directory(),
+        _ => invalid(format!("cannot open {}: {e}", path.display())),
+    })
+}
+
+/// `put_content` in one blocking call: a staging slot, write, optional `fdatasync`, rename,
 /// optional directory sync.
 fn put_blocking(inner: &Inner, path: &str, content: &[u8]) -> Result<()> {
-    let target = inner.full(path);
+    let (_, name) = root::split(path);
     let fsync = inner.config.fsync();
+    let failed = |e: io::Error| match e.kind() {
+        // A concurrent delete kept removing the directory.
+        io::ErrorKind::NotFound => backend("put_content", Some(path), Retry::MayHelp, e),
+        _ => io_error("put_content", path, e),
+    };
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let (temp, mut file) = staging::create_put_temp(&target).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => backend("put_content", Some(path), Retry::MayHelp, e),
-            _ => io_error("put_content", path, e),
-        })?;
-        let mut written = io::Write::write_all(&mut file, content);
+        let dir = inner.root.open_parent(path, true).map_err(failed)?;
+        let mut slot = match staging::claim_slot(&dir, name) {
+            Ok(slot) => slot,
+            Err(e) if is_not_found(&e) && attempt < MAX_ATTEMPTS => continue,
+            Err(e) => return Err(failed(e)),
+        };
+        let mut written = slot.file.write_all(content);
         if written.is_ok() && fsync {
-            written = file.sync_data();
+            written = slot.file.sync_data();
         }
-        drop(file);
-        let published = written.and_then(|()| staging::publish(&temp, &target));
+        let published = written.and_then(|()| {
+            staging::publish(
+                inner.root.dir(),
+                (&dir, &slot.name),
+                (&dir, name),
+                relative(path),
+            )
+        });
         match published {
-            Ok(()) => break,
+            Ok(()) => {
+                drop(slot);
+                if fsync {
+                    staging::sync_dir(&dir).map_err(|e| io_error("put_content", path, e))?;
+                }
+                return Ok(());
+            }
             Err(e) => {
-                let _ = fs::remove_file(&temp);
-                // A concurrent delete removed the directory with the temporary file in it.
-                if is_not_found(&e) && attempt < staging::MAX_ATTEMPTS {
+                // Still ours (we hold its lock): remove it rather than leave it for reclaim.
+                let _ = dir.remove_file(&slot.name);
+                // A concurrent delete removed the directory with the slot in it.
+                if is_not_found(&e) && attempt < MAX_ATTEMPTS {
                     continue;
                 }
-                return Err(match e.kind() {
-                    io::ErrorKind::NotFound => {
-                        backend("put_content", Some(path), Retry::MayHelp, e)
-                    }
-                    _ => io_error("put_content", path, e),
-                });
+                return Err(failed(e));
             }
         }
     }
-    if fsync {
-        staging::sync_parent(&target).map_err(|e| io_error("put_content", path, e))?;
-    }
-    Ok(())
 }
 
 /// `stat` in one blocking call.
 fn stat_blocking(inner: &Inner, path: &str) -> Result<FileInfo> {
-    let full = inner.full(path);
-    let metadata = fs::metadata(&full).map_err(|e| lookup_error("stat", path, e))?;
-    let modified = || metadata.modified().map_err(|e| io_error("stat", path, e));
+    let rel = relative(path);
+    let metadata = inner
+        .root
+        .dir()
+        .metadata(rel)
+        .map_err(|e| lookup_error("stat", path, e))?;
+    let modified = || {
+        metadata
+            .modified()
+            .map(|time| time.into_std())
+            .map_err(|e| io_error("stat", path, e))
+    };
     if metadata.is_file() {
         Ok(FileInfo::file(path, metadata.len(), modified()?))
     } else if metadata.is_dir()
-        && staging::has_visible_file(&full).map_err(|e| lookup_error("stat", path, e))?
+        && has_visible_file(inner.root.dir(), rel).map_err(|u| unreadable("stat", u))?
     {
         Ok(FileInfo::dir(path, modified()?))
     } else {
@@ -201,8 +246,11 @@ fn stat_blocking(inner: &Inner, path: &str) -> Result<FileInfo> {
 
 /// `list` in one blocking call.
 fn list_blocking(inner: &Inner, path: &str) -> Result<Vec<String>> {
-    let full = inner.full(path);
-    let entries = fs::read_dir(&full).map_err(|e| lookup_error("list", path, e))?;
+    let root = inner.root.dir();
+    let rel = relative(path);
+    let entries = root
+        .read_dir(rel)
+        .map_err(|e| lookup_error("list", path, e))?;
     let mut children = Vec::new();
     for entry in entries {
         let entry = match entry {
@@ -210,12 +258,13 @@ fn list_blocking(inner: &Inner, path: &str) -> Result<Vec<String>> {
             Err(e) if is_not_found(&e) => continue,
             Err(e) => return Err(io_error("list", path, e)),
         };
-        let visible = match staging::classify(&entry) {
+        let visible = match classify(root, rel, &entry) {
             Ok(Kind::File) => true,
-            Ok(Kind::Dir) => match staging::has_visible_file(&entry.path()) {
-                Ok(visible) => visible,
-                Err(e) if is_not_found(&e) => false,
-                Err(e) => return Err(io_error("list", path, e)),
+            Ok(Kind::Dir) => match entry.file_name().to_str() {
+                Some(name) => {
+                    has_visible_file(root, &join(rel, name)).map_err(|u| unreadable("list", u))?
+                }
+                None => false,
             },
             Ok(Kind::Hidden) => false,
             Err(e) if is_not_found(&e) => false,
@@ -237,69 +286,135 @@ fn list_blocking(inner: &Inner, path: &str) -> Result<Vec<String>> {
 
 /// `rename` in one blocking call.
 fn rename_blocking(inner: &Inner, source: &str, dest: &str) -> Result<()> {
-    let from = inner.full(source);
-    let to = inner.full(dest);
-    let source_is_file = |from: &Path| match fs::metadata(from) {
+    let source_is_file = || match inner.root.dir().metadata(relative(source)) {
         Ok(md) if md.is_file() => Ok(()),
         Ok(_) => Err(Error::path_not_found(DRIVER_NAME, source)),
         Err(e) => Err(lookup_error("rename", source, e)),
     };
-    source_is_file(&from)?;
+    source_is_file()?;
     if source == dest {
         return Ok(());
     }
+    let (source_dir, source_name) = root::split(source);
+    let (_, dest_name) = root::split(dest);
     let mut attempt = 0;
-    loop {
+    let to = loop {
         attempt += 1;
-        match staging::publish(&from, &to) {
-            Ok(()) => break,
+        let from = inner
+            .root
+            .open_parent(source, false)
+            .map_err(|e| lookup_error("rename", source, e))?;
+        let to = inner
+            .root
+            .open_parent(dest, true)
+            .map_err(|e| io_error("rename", dest, e))?;
+        match staging::publish(
+            inner.root.dir(),
+            (&from, source_name),
+            (&to, dest_name),
+            relative(dest),
+        ) {
+            Ok(()) => break to,
             Err(e) if is_not_found(&e) => {
-                // The source went meanwhile, or the destination's directory is missing.
-                source_is_file(&from)?;
-                let Some(parent) = to.parent() else {
-                    return Err(io_error("rename", dest, e));
-                };
-                if attempt >= staging::MAX_ATTEMPTS {
+                // The source went meanwhile, or the destination's directory was pruned.
+                source_is_file()?;
+                if attempt >= MAX_ATTEMPTS {
                     return Err(backend("rename", Some(dest), Retry::MayHelp, e));
-                }
-                if let Err(e) = fs::create_dir_all(parent) {
-                    return Err(io_error("rename", dest, e));
                 }
             }
             Err(e) => return Err(io_error("rename", dest, e)),
         }
-    }
+    };
     if inner.config.fsync() {
-        staging::sync_parent(&to).map_err(|e| io_error("rename", dest, e))?;
+        staging::sync_dir(&to).map_err(|e| io_error("rename", dest, e))?;
     }
-    if let Some(dir) = from.parent() {
-        staging::prune_empty_dirs(inner.root(), dir);
-    }
+    staging::prune_empty_dirs(inner.root.dir(), source_dir);
     Ok(())
+}
+
+/// Removes the directory `rel` and everything below it. Files that concurrent writes put
+/// into it meanwhile go too: it is removed again until it is gone.
+fn remove_tree(inner: &Inner, path: &str, rel: &str) -> Result<()> {
+    let root = inner.root.dir();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match root.remove_dir_all(rel) {
+            Ok(()) => return Ok(()),
+            Err(e) if is_not_found(&e) && attempt > 1 => return Ok(()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::NotFound
+                ) && attempt < MAX_ATTEMPTS => {}
+            Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {
+                return Err(backend(
+                    "delete",
+                    Some(path),
+                    Retry::MayHelp,
+                    "concurrent writes kept filling the directory while it was being deleted",
+                ));
+            }
+            Err(e) => return Err(lookup_error("delete", path, e)),
+        }
+    }
 }
 
 /// `delete` in one blocking call.
 fn delete_blocking(inner: &Inner, path: &str) -> Result<()> {
-    let full = inner.full(path);
-    let metadata = fs::symlink_metadata(&full).map_err(|e| lookup_error("delete", path, e))?;
-    let removed = if metadata.is_dir() {
-        if !staging::has_visible_file(&full).map_err(|e| lookup_error("delete", path, e))? {
+    let root = inner.root.dir();
+    let rel = relative(path);
+    let (parent, name) = root::split(path);
+    let metadata = match root.metadata(rel) {
+        Ok(metadata) => metadata,
+        Err(e) => {
+            let error = lookup_error("delete", path, e);
+            if error.is_not_found() {
+                // Nothing to delete, but what killed writers left for the path goes.
+                reclaim_leftovers(inner, path, name);
+            }
+            return Err(error);
+        }
+    };
+    if metadata.is_dir() {
+        if !has_visible_file(root, rel).map_err(|u| unreadable("delete", u))? {
             return Err(Error::path_not_found(DRIVER_NAME, path));
         }
-        fs::remove_dir_all(&full)
+        remove_tree(inner, path, rel)?;
     } else {
-        fs::remove_file(&full)
-    };
-    removed.map_err(|e| lookup_error("delete", path, e))?;
-    // The path's own uncommitted upload goes with it, like those below it.
-    match fs::remove_file(staging::upload_path(&full)) {
-        Err(e) if !is_not_found(&e) => return Err(io_error("delete", path, e)),
+        root.remove_file(rel)
+            .map_err(|e| lookup_error("delete", path, e))?;
+    }
+    // The path's own uncommitted upload goes with it, like those below it, and so do the
+    // staging slots that killed writers left.
+    if let Ok(dir) = inner.root.open_parent(path, false) {
+        match dir.remove_file(crate::names::upload(name)) {
+            Err(e) if !is_not_found(&e) => return Err(io_error("delete", path, e)),
+            _ => {}
+        }
+        log_reclaim(path, staging::reclaim_slots(&dir, name));
+    }
+    staging::prune_empty_dirs(root, parent);
+    Ok(())
+}
+
+/// Removes the staging slots of `path` (last component `name`) that killed writers left.
+fn reclaim_leftovers(inner: &Inner, path: &str, name: &str) {
+    let reclaimed = inner
+        .root
+        .open_parent(path, false)
+        .and_then(|dir| staging::reclaim_slots(&dir, name));
+    log_reclaim(path, reclaimed);
+}
+
+/// Reclaiming is tidying: a failure is logged, not returned.
+fn log_reclaim(path: &str, reclaimed: io::Result<()>) {
+    match reclaimed {
+        Err(e) if !is_not_found(&e) => {
+            tracing::debug!(driver = DRIVER_NAME, path, error = %e, "cannot reclaim staging slots");
+        }
         _ => {}
     }
-    if let Some(dir) = full.parent() {
-        staging::prune_empty_dirs(inner.root(), dir);
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -318,7 +433,10 @@ impl StorageDriver for FilesystemDriver {
     async fn get_content(&self, path: &str) -> Result<Bytes> {
         dpath::check(DRIVER_NAME, path)?;
         self.run("get_content", path, |inner, path| {
-            fs::read(inner.full(path))
+            inner
+                .root
+                .dir()
+                .read(relative(path))
                 .map(Bytes::from)
                 .map_err(|e| lookup_error("get_content", path, e))
         })
@@ -341,20 +459,14 @@ impl StorageDriver for FilesystemDriver {
     #[tracing::instrument(level = "debug", skip(self), fields(driver = DRIVER_NAME))]
     async fn reader(&self, path: &str, offset: u64) -> Result<ByteStream> {
         dpath::check(DRIVER_NAME, path)?;
-        crate::reader::open_stream(&self.blocking, self.inner.full(path), path, offset).await
+        crate::reader::open_stream(Arc::clone(&self.inner), &self.blocking, path, offset).await
     }
 
     #[tracing::instrument(level = "debug", skip(self), fields(driver = DRIVER_NAME))]
     async fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>> {
         dpath::check(DRIVER_NAME, path)?;
-        let writer = FsWriter::open(
-            Arc::clone(&self.inner),
-            self.blocking.clone(),
-            path,
-            self.inner.full(path),
-            append,
-        )
-        .await?;
+        let writer =
+            FsWriter::open(Arc::clone(&self.inner), self.blocking.clone(), path, append).await?;
         Ok(Box::new(writer))
     }
 

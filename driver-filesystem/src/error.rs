@@ -7,8 +7,13 @@ use storagedriver::{Error, Retry};
 /// The name the driver registers under; every error carries it.
 pub const DRIVER_NAME: &str = "filesystem";
 
+/// What a path that resolves outside the root is refused with.
+pub(crate) const ESCAPE: &str = "refused: a symlink on the path leads outside the root directory";
+
 /// Maps an I/O error of `operation` on the driver path `path`.
 ///
+/// - A path that resolves outside the root (a symlink): [`Error::Backend`] with
+///   [`Retry::Useless`], saying so.
 /// - `NotFound`: [`Error::PathNotFound`].
 /// - `NotADirectory` (a parent is a file), `IsADirectory`, `DirectoryNotEmpty` (a directory is
 ///   where a file should go) and `AlreadyExists`: [`Error::Conflict`].
@@ -16,6 +21,9 @@ pub const DRIVER_NAME: &str = "filesystem";
 /// - Anything else: [`Error::Backend`] with [`Retry::Useless`].
 pub(crate) fn io_error(operation: &str, path: &str, err: io::Error) -> Error {
     use io::ErrorKind as K;
+    if crate::root::is_escape(&err) {
+        return backend(operation, Some(path), Retry::Useless, ESCAPE);
+    }
     match err.kind() {
         K::NotFound => Error::path_not_found(DRIVER_NAME, path),
         K::NotADirectory => Error::conflict(DRIVER_NAME, path, "a parent of the path is a file"),

@@ -58,8 +58,12 @@ mod config;
 mod driver;
 mod error;
 mod factory;
+mod lock;
+mod names;
 mod reader;
+mod root;
 mod staging;
+mod visibility;
 mod writer;
 
 pub use config::FilesystemConfig;

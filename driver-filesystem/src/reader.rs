@@ -1,8 +1,13 @@
-//! The stream behind `reader`: a file read lazily in bounded chunks on blocking threads.
+//! The stream behind `reader`: a file read lazily, on blocking threads, in chunks that grow
+//! with the consumer's pace.
+//!
+//! Opening a stream opens the file and nothing more, so an idle stream costs a file
+//! descriptor, not a buffer. The first chunk is small and each next one twice the last, up to
+//! [`MAX_CHUNK`]: a stream read once holds little, a stream read to its end soon moves large
+//! chunks, each one trip to a blocking thread.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::Path;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -10,36 +15,45 @@ use futures::stream;
 use storagedriver::{ByteStream, Error, Result};
 
 use crate::blocking::Blocking;
+use crate::driver::Inner;
 use crate::error::{DRIVER_NAME, io_error, lookup_error};
+use crate::root;
 
-/// The most a chunk holds. Each chunk costs one trip to a blocking thread, so chunks are
-/// large enough for that trip to be small next to the read, and small enough to keep memory
-/// bounded (a stream holds at most one chunk that its consumer has not taken).
-pub(crate) const CHUNK_SIZE: usize = 1 << 20;
+/// The first chunk a stream reads.
+pub(crate) const FIRST_CHUNK: usize = 64 << 10;
+
+/// The most a chunk holds: large enough for the trip to a blocking thread to be small next to
+/// the read, small enough to keep memory bounded (a stream holds at most one chunk that its
+/// consumer has not taken).
+pub(crate) const MAX_CHUNK: usize = 1 << 20;
 
 /// What an open stream still has to read.
 struct Open {
     file: File,
     remaining: u64,
+    /// The size of the next chunk.
+    chunk: usize,
 }
 
 /// Reads up to `max` bytes from `file`, fewer only at the end of the file.
-fn read_chunk(file: &mut File, max: u64) -> io::Result<Bytes> {
-    let capacity = usize::try_from(max).unwrap_or(CHUNK_SIZE).min(CHUNK_SIZE);
-    let mut buf = Vec::with_capacity(capacity);
-    file.take(capacity as u64).read_to_end(&mut buf)?;
+fn read_chunk(file: &mut File, max: usize) -> io::Result<Bytes> {
+    let mut buf = Vec::with_capacity(max);
+    file.take(max as u64).read_to_end(&mut buf)?;
     Ok(Bytes::from(buf))
 }
 
 /// Reads the next chunk of `open`; returns what is left to read, or `None` at the end.
 fn next_chunk(mut open: Open) -> io::Result<(Bytes, Option<Open>)> {
-    let chunk = read_chunk(&mut open.file, open.remaining)?;
-    let asked = open.remaining.min(CHUNK_SIZE as u64);
-    if (chunk.len() as u64) < asked {
+    let asked = usize::try_from(open.remaining)
+        .unwrap_or(open.chunk)
+        .min(open.chunk);
+    let chunk = read_chunk(&mut open.file, asked)?;
+    if chunk.len() < asked {
         // The file is shorter than it was at open (a foreign truncation): stop there.
         return Ok((chunk, None));
     }
     open.remaining -= chunk.len() as u64;
+    open.chunk = (open.chunk * 2).min(MAX_CHUNK);
     if open.remaining == 0 {
         Ok((chunk, None))
     } else {
@@ -47,52 +61,49 @@ fn next_chunk(mut open: Open) -> io::Result<(Bytes, Option<Open>)> {
     }
 }
 
-/// Opens `full` (the file of driver path `path`) at `offset` and reads the first chunk, all
-/// in one blocking call. A missing file or a directory is [`Error::PathNotFound`].
-fn open_at(full: &Path, path: &str, offset: u64) -> Result<(Bytes, Option<Open>)> {
-    let mut file = File::open(full).map_err(|e| lookup_error("reader", path, e))?;
+/// Opens the file of driver path `path` beneath the root at `offset`. A missing file or a
+/// directory is [`Error::PathNotFound`]; `None` when there is nothing to read from `offset`.
+fn open_at(inner: &Inner, path: &str, offset: u64) -> Result<Option<Open>> {
+    let mut file = inner
+        .root
+        .dir()
+        .open(root::relative(path))
+        .map_err(|e| lookup_error("reader", path, e))?
+        .into_std();
     let metadata = file.metadata().map_err(|e| io_error("reader", path, e))?;
     if !metadata.is_file() {
         return Err(Error::path_not_found(DRIVER_NAME, path));
     }
     let size = metadata.len();
     if offset >= size {
-        return Ok((Bytes::new(), None));
+        return Ok(None);
     }
     if offset > 0 {
         file.seek(SeekFrom::Start(offset))
             .map_err(|e| io_error("reader", path, e))?;
     }
-    let open = Open {
+    Ok(Some(Open {
         file,
         remaining: size - offset,
-    };
-    next_chunk(open).map_err(|e| io_error("reader", path, e))
+        chunk: FIRST_CHUNK,
+    }))
 }
 
-/// A stream of the file at `full` from `offset`, read on `blocking` threads chunk by chunk
-/// as the consumer asks. The file is opened (and the first chunk read) before this returns,
-/// so a missing path fails here rather than in the stream.
+/// A stream of the file of `path` from `offset`, read on `blocking` threads chunk by chunk as
+/// the consumer asks. The file is opened before this returns, so a missing path fails here
+/// rather than in the stream; nothing is read until the stream is polled.
 pub(crate) async fn open_stream(
+    inner: std::sync::Arc<Inner>,
     blocking: &Blocking,
-    full: std::path::PathBuf,
     path: &str,
     offset: u64,
 ) -> Result<ByteStream> {
     let owned = path.to_owned();
-    let (first, rest) = blocking
-        .run("reader", path, move || open_at(&full, &owned, offset))
+    let open = blocking
+        .run("reader", path, move || open_at(&inner, &owned, offset))
         .await?;
-    let head = if first.is_empty() {
-        None
-    } else {
-        Some(Ok(first))
-    };
-    let Some(rest) = rest else {
-        return Ok(stream::iter(head).boxed());
-    };
-    let state = (blocking.clone(), path.to_owned(), Some(rest));
-    let tail = stream::unfold(state, |(blocking, path, open)| async move {
+    let state = (blocking.clone(), path.to_owned(), open);
+    let chunks = stream::unfold(state, |(blocking, path, open)| async move {
         let open = open?;
         let owned = path.clone();
         let result = blocking
@@ -110,5 +121,5 @@ pub(crate) async fn open_stream(
             Err(e) => Some((Err(e), (blocking, path, None))),
         }
     });
-    Ok(stream::iter(head).chain(tail).boxed())
+    Ok(chunks.boxed())
 }

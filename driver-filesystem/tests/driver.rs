@@ -319,28 +319,31 @@ async fn writer_lifecycle() -> TestResult {
 }
 
 #[tokio::test]
-async fn crash_leftovers_are_hidden() -> TestResult {
+async fn crash_leftovers_are_hidden_and_reused() -> TestResult {
     let dir = tempfile::tempdir()?;
     let root = dir.path();
     fs::create_dir_all(root.join("a/tmp-only"))?;
-    fs::write(root.join("a/b#put-4242-0"), b"half a fi")?;
-    fs::write(root.join("a/tmp-only/c#put-1-9"), b"x")?;
-    fs::write(root.join("a/ünïcode"), b"foreign")?;
+    fs::write(root.join("a/b#tmp-0"), b"half a fi")?;
+    fs::write(root.join("a/tmp-only/c#tmp-3"), b"x")?;
+    fs::write(root.join("a/\u{fc}n\u{ef}code"), b"foreign")?;
     fs::write(root.join("a/with space"), b"foreign")?;
     let d = driver(root);
     assert!(d.list("/a").await.is_err_and(|e| e.is_not_found()));
     assert_eq!(d.list("/").await?, Vec::<String>::new());
+    // A put takes the slot a killed put left (nobody holds its lock) and publishes it.
     d.put_content("/a/b", Bytes::from_static(b"whole")).await?;
+    assert!(!root.join("a/b#tmp-0").exists());
     assert_eq!(d.list("/a").await?, ["/a/b"]);
     assert_eq!(&d.get_content("/a/b").await?[..], b"whole");
-    // A put whose temporary name is taken by a leftover steps over it.
-    let pid = std::process::id();
-    for n in 0..4 {
-        fs::write(root.join(format!("a/d#put-{pid}-{n}")), b"stale")?;
+    // Deleting a path takes back the slots left for it, whatever their numbers.
+    for n in [0, 1, 7] {
+        fs::write(root.join(format!("a/d#tmp-{n}")), b"stale")?;
     }
     d.put_content("/a/d", Bytes::from_static(b"fresh")).await?;
     assert_eq!(&d.get_content("/a/d").await?[..], b"fresh");
     assert_eq!(d.list("/a").await?, ["/a/b", "/a/d"]);
+    d.delete("/a/d").await?;
+    assert!(!names(&root.join("a")).iter().any(|n| n.starts_with("d#")));
     // Deleting the directory sweeps the leftovers along with it.
     d.delete("/a").await?;
     assert!(!root.join("a").exists());
@@ -624,6 +627,27 @@ async fn parameters() -> TestResult {
             .expect_err("an empty root");
     assert!(matches!(&err, Error::InvalidParameter { key, .. } if key == "rootdirectory"));
 
+    // A relative root would resolve against whatever directory the process runs in.
+    for relative in ["var/lib/registry", "./r", "../r"] {
+        let err = FilesystemConfig::from_parameters(&params(
+            serde_json::json!({ "rootdirectory": relative }),
+        ))
+        .expect_err("a relative root");
+        assert!(
+            matches!(&err, Error::InvalidParameter { key, .. } if key == "rootdirectory"),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("expected an absolute path"),
+            "{err}"
+        );
+        let err = FilesystemDriver::with_root(relative).expect_err("a relative root");
+        assert!(
+            err.to_string().contains("expected an absolute path"),
+            "{err}"
+        );
+    }
+
     let err = FilesystemDriver::new(FilesystemConfig::new(&root).with_max_threads(3))
         .expect_err("too few threads");
     assert!(matches!(&err, Error::InvalidParameter { key, .. } if key == "maxthreads"));
@@ -635,8 +659,12 @@ async fn a_root_that_cannot_be_created() -> TestResult {
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("regular");
     fs::write(&file, b"x")?;
-    for root in [file.join("below"), file.clone()] {
+    for (root, why) in [
+        (file.join("below"), "a parent of it is a file"),
+        (file.clone(), "expected a directory"),
+    ] {
         let err = FilesystemDriver::with_root(&root).expect_err("a root under a file");
+        assert!(err.to_string().contains(why), "{err}");
         match &err {
             Error::InvalidParameter {
                 driver,
