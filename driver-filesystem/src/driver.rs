@@ -53,6 +53,12 @@ fn unreadable(operation: &str, unreadable: Unreadable) -> Error {
 /// file lies somewhere below it: a directory holding only uploads or empty directories is
 /// [`Error::PathNotFound`] for `list` and `stat` and is not listed in its parent.
 ///
+/// # Symlinks
+///
+/// Every path is resolved beneath the root when it is used: a symlink that leads outside the
+/// root (or any absolute symlink) is refused with [`Error::Backend`] naming the path; a
+/// relative one that stays inside is followed. See the crate docs.
+///
 /// # Decisions beyond the contract
 ///
 /// - `put_content`, `commit` and `rename` replace a directory that holds no visible file (for
@@ -62,6 +68,10 @@ fn unreadable(operation: &str, unreadable: Unreadable) -> Error {
 ///   a path holding only an upload is [`Error::PathNotFound`] and keeps it.
 /// - `rename` does not move the source's uncommitted upload.
 /// - Directories left empty by `delete`, `rename` and `cancel` are removed, up to the root.
+/// - `delete` also removes the staging files that killed writers left for the path, even
+///   when the path itself is missing (it then still answers [`Error::PathNotFound`]).
+/// - A `delete` of a directory that concurrent writes keep filling removes what they put
+///   there too, and ends with `Ok`; a write racing it either survives whole or is gone.
 ///
 /// The driver is cheap to clone: clones share the configuration and the `maxthreads` limit.
 ///

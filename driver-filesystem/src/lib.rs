@@ -4,20 +4,37 @@
 //! The driver path `/a/b` is the file `<rootdirectory>/a/b`. Every write goes to a staging
 //! file beside its target, under a name with a `#` (which the path grammar forbids, so no
 //! path can reach it and no listing shows it), and is published by `rename`: readers see the
-//! old content or the new, and a crash leaves no half-written file at a real path. With
-//! `fsync` on (the default) the data and the directory entry are on the disk before a write
-//! is acknowledged; see [`FilesystemConfig::fsync`] for the cost.
+//! old content or the new, and a crash leaves no half-written file at a real path. A staging
+//! file belongs to whoever holds its lock, so one that a killed process left is reused by the
+//! next write of the path and removed by a delete of it: crashes leave nothing that grows.
+//! With `fsync` on (the default) the data and the directory entry are on the disk before a
+//! write is acknowledged; see [`FilesystemConfig::fsync`] for the cost.
 //!
-//! Uploads of a [`storagedriver::FileWriter`] live in `<target>#upload`, a fixed name, so a
-//! writer closed without committing is resumed with `writer(path, true)`, also by a new
-//! driver or process over the same root. Blocking filesystem calls run on tokio's blocking
-//! threads, at most `maxthreads` at once. The driver needs a tokio runtime.
+//! # Nothing outside the root
+//!
+//! The root is opened once, and every path is resolved beneath it when it is used
+//! (`openat2(RESOLVE_BENEATH)`, through cap-std and rustix), so no symlink in the tree, nor
+//! one swapped in while a call runs, leads a read, write, rename or delete outside the root.
+//! A relative symlink that stays inside the root is followed; a symlink that leads outside,
+//! and any absolute symlink, is refused with an error that names the driver path and says
+//! why. A `put_content`, `commit` or `rename` onto a symlink replaces the symlink itself. The
+//! root itself may be a symlink.
+//!
+//! # Writers
+//!
+//! The upload of a [`storagedriver::FileWriter`] lives in `<target>#upload`, a fixed name, so
+//! a writer closed without committing is resumed with `writer(path, true)`, also by a new
+//! driver or process over the same root. A later writer of a path supersedes an earlier one,
+//! across processes too: the earlier one's `close`, `commit` and `cancel` fail with
+//! [`storagedriver::Error::WriterFinished`] in state `superseded` and change nothing.
+//! Blocking filesystem calls run on tokio's blocking threads, at most `maxthreads` at once.
+//! The driver needs a tokio runtime, and Linux or another system with `flock`.
 //!
 //! # Parameters
 //!
 //! | key | default | |
 //! |---|---|---|
-//! | `rootdirectory` | `/var/lib/registry` | created if missing |
+//! | `rootdirectory` | `/var/lib/registry` | an absolute path; created if missing |
 //! | `maxthreads` | 100 | at least 25 |
 //! | `fsync` | `true` | flush writes to the disk before acknowledging them |
 //!
