@@ -13,9 +13,10 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::Stream;
 use serde::de::DeserializeOwned;
+use storagedriver::error::Message;
 use storagedriver::{
-    ByteStream, Capabilities, Error, FileInfo, FileWriter, Parameters, Result, StorageDriver,
-    UrlOptions, WalkFn, WalkOptions, WriterState, path,
+    ByteStream, Capabilities, Error, FileInfo, FileWriter, Parameters, Result, Retry,
+    StorageDriver, UrlOptions, WalkFn, WalkOptions, WriterState, path,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{OnceCell, mpsc};
@@ -26,8 +27,8 @@ use crate::child::ChildHandle;
 use crate::error::{Failure, IpcError};
 use crate::frame::{FrameType, MAX_PAYLOAD, MAX_RESPONSE};
 use crate::io::{
-    BoxRead, BoxWrite, Consumed, FrameReader, Inflow, Outbox, ReadEnd, Window, credit_payload,
-    parse_credit, split_stream,
+    BoxRead, BoxWrite, Consumed, Flow, FrameReader, Inflow, Outbox, ReadEnd, Window,
+    credit_payload, parse_credit, shrink_map, split_stream,
 };
 use crate::wire::{self, FileInfoWire, Request, SizeWire};
 use crate::{PROTOCOL_VERSION, SOCKET_ENV};
@@ -359,8 +360,10 @@ async fn start(
         }
     };
     tracing::debug!(driver = %welcome.driver, version = %welcome.version, "connected to the driver server");
+    let flow = Flow::negotiate(PROTOCOL_VERSION, &welcome.version);
     let conn = Arc::new(Conn {
         name: welcome.driver,
+        flow,
         out,
         pending: Mutex::new(Pending {
             entries: HashMap::new(),
@@ -499,6 +502,8 @@ struct Pending {
 struct Conn {
     /// The driver's name (from `WELCOME`), used in every error.
     name: String,
+    /// The flow-control rules agreed in the handshake.
+    flow: Flow,
     out: Arc<Outbox>,
     pending: Mutex<Pending>,
     next_id: AtomicU64,
@@ -517,7 +522,9 @@ enum Dispatch {
 
 impl Conn {
     fn lock(&self) -> MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        shrink_map(&mut pending.entries);
+        pending
     }
 
     fn touch(&self) {
@@ -806,10 +813,13 @@ impl Call {
     ) -> Result<(Call, Option<Arc<Window>>, Option<Consumed>)> {
         let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
-        let window = matches!(kind, CallKind::Outgoing).then(Window::new);
+        let flow = conn.flow;
+        let window =
+            matches!(kind, CallKind::Outgoing).then(|| Window::new(flow.client_stream_window()));
         let (inflow, consumed) = if matches!(kind, CallKind::Incoming) {
-            let (inflow, granted) = Inflow::new();
-            (Some(inflow), Some(Consumed::new(granted)))
+            let initial = flow.server_stream_window();
+            let (inflow, granted) = Inflow::new(initial);
+            (Some(inflow), Some(Consumed::new(granted, flow, initial)))
         } else {
             (None, None)
         };
@@ -931,6 +941,26 @@ impl Call {
         self.parse(&payload)
     }
 
+    /// The error of a stream that carried another size than its response announced: `got`
+    /// bytes (`at_least`: the stream was cut there, more may have followed).
+    fn size_mismatch(&self, expected: u64, got: u64, at_least: bool) -> Error {
+        let got = if at_least {
+            format!("at least {got}")
+        } else {
+            got.to_string()
+        };
+        Error::backend(
+            &self.conn.name,
+            self.op,
+            self.path.as_deref(),
+            // A file that changed while the server read it, say: the call may succeed again.
+            Retry::MayHelp,
+            Message(format!(
+                "the stream's size differs from the size the driver server announced: expected {expected} bytes, got {got}"
+            )),
+        )
+    }
+
     /// The error of a `RESET` payload.
     fn reset_error(&self, payload: &[u8]) -> Error {
         if payload.is_empty() {
@@ -990,16 +1020,39 @@ impl StorageDriver for IpcDriver {
         path::check(self.name(), path)?;
         let (mut call, _, consumed) =
             Call::new(self.conn(), "get_content", Some(path), CallKind::Incoming)?;
-        let size: SizeWire = call.run(&Request::GetContent { path: path.into() }).await?;
         let mut consumed = consumed.ok_or_else(|| call.error())?;
+        call.send_request(&Request::GetContent { path: path.into() })
+            .await?;
+        // 1.1: the stream's window starts at 0; open it right behind the request, so that the
+        // content follows the response without waiting for us.
+        if let Some(credit) = consumed.open() {
+            call.send(FrameType::Credit, call.id, credit_payload(credit))
+                .await?;
+        }
+        let payload = call.response().await?;
+        let size: SizeWire = call.parse(&payload)?;
+        // We take the whole content at once: let as much as its size come (up to the cap).
+        if let Some(credit) = consumed.widen(size.size) {
+            call.send(FrameType::Credit, call.id, credit_payload(credit))
+                .await?;
+        }
+        let mut received: u64 = 0;
         let mut first: Option<Bytes> = None;
         let mut rest: Option<BytesMut> = None;
         loop {
             match call.recv().await? {
                 Event::Data(chunk) => {
-                    if let Some(credit) = consumed.consume(chunk.len()) {
-                        call.send(FrameType::Credit, call.id, credit_payload(credit))
-                            .await?;
+                    received = received.saturating_add(chunk.len() as u64);
+                    if received > size.size {
+                        // Dropping the call resets the stream.
+                        return Err(call.size_mismatch(size.size, received, true));
+                    }
+                    // After the last byte only END is due, which needs no credit.
+                    if received < size.size {
+                        if let Some(credit) = consumed.consume(chunk.len()) {
+                            call.send(FrameType::Credit, call.id, credit_payload(credit))
+                                .await?;
+                        }
                     }
                     match (&mut first, &mut rest) {
                         (None, _) => first = Some(chunk),
@@ -1019,6 +1072,9 @@ impl StorageDriver for IpcDriver {
                 }
                 Event::End => {
                     call.incoming_open = false;
+                    if received != size.size {
+                        return Err(call.size_mismatch(size.size, received, false));
+                    }
                     return Ok(match (first, rest) {
                         (_, Some(buf)) => buf.freeze(),
                         (Some(one), None) => one,
@@ -1225,6 +1281,11 @@ impl Stream for IpcReadStream {
         let this = self.get_mut();
         if this.done {
             return Poll::Ready(None);
+        }
+        // 1.1: the server sends nothing until the stream is read; the first poll opens it.
+        if let Some(credit) = this.consumed.open() {
+            this.call
+                .try_send(FrameType::Credit, this.call.id, credit_payload(credit));
         }
         let event = match this.call.rx.poll_recv(cx) {
             Poll::Pending => return Poll::Pending,

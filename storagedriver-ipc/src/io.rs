@@ -12,14 +12,14 @@
 //! data is sent only within a window, and everything else is small (but for a response longer
 //! than a frame, at most 64 MiB, whose pieces share the allocation of its JSON).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -27,11 +27,62 @@ use tokio::sync::Notify;
 
 use crate::frame::{self, Frame, FrameDecoder, FrameError, FrameType, HEADER_LEN};
 
-/// Every stream's initial window: 4 MiB.
-pub(crate) const INITIAL_WINDOW: u64 = 4 << 20;
+/// Protocol 1.0: every stream's initial window, 4 MiB.
+pub(crate) const WINDOW_1_0: u64 = 4 << 20;
 
-/// A receiver grants credit back once it has consumed this much.
-pub(crate) const CREDIT_BATCH: u64 = 1 << 20;
+/// Protocol 1.0: a receiver grants credit back once it has consumed this much.
+pub(crate) const CREDIT_BATCH_1_0: u64 = 1 << 20;
+
+/// Protocol 1.1: the initial window of a stream the client sends, and the first grant the
+/// client makes for a stream the server sends (whose window starts at 0): 64 KiB.
+pub(crate) const INITIAL_WINDOW: u64 = 64 << 10;
+
+/// Protocol 1.1: the largest window this crate's receivers grow a stream's window to.
+pub(crate) const MAX_WINDOW: u64 = 4 << 20;
+
+/// Protocol 1.1: a receiver doubles a stream's window when its consumer took less than this
+/// to consume a whole window (it reads faster than the window lets the sender send).
+pub(crate) const GROW_WITHIN: Duration = Duration::from_millis(20);
+
+/// The flow-control rules of a connection, from the two peers' versions (see PROTOCOL.md,
+/// "Streams and flow control").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// One of the peers speaks 1.0: every stream's window starts at 4 MiB and stays there;
+    /// credit goes back in batches of 1 MiB.
+    V1_0,
+    /// Both speak 1.1 or later: a stream the client sends starts with a window of 64 KiB, a
+    /// stream the server sends with a window of 0 (the client opens it with `CREDIT` when its
+    /// caller starts reading); receivers grow windows with their consumer's pace.
+    V1_1,
+}
+
+impl Flow {
+    /// The rules for a connection between versions `a` and `b` (of the same major).
+    pub(crate) fn negotiate(a: &str, b: &str) -> Flow {
+        if crate::wire::minor(a).min(crate::wire::minor(b)) >= 1 {
+            Flow::V1_1
+        } else {
+            Flow::V1_0
+        }
+    }
+
+    /// The window a stream the client sends starts with.
+    pub(crate) fn client_stream_window(self) -> u64 {
+        match self {
+            Flow::V1_0 => WINDOW_1_0,
+            Flow::V1_1 => INITIAL_WINDOW,
+        }
+    }
+
+    /// The window a stream the server sends starts with.
+    pub(crate) fn server_stream_window(self) -> u64 {
+        match self {
+            Flow::V1_0 => WINDOW_1_0,
+            Flow::V1_1 => 0,
+        }
+    }
+}
 
 /// How much a read asks for when no large frame is being received.
 const READ_CHUNK: usize = 64 * 1024;
@@ -356,6 +407,10 @@ fn poll_writer(outbox: &Outbox, cx: &mut Context<'_>) -> Poll<()> {
             return Poll::Ready(());
         };
         if queue.is_empty() {
+            if queue.capacity() > 1024 {
+                // A burst is over: give its room back.
+                queue.shrink_to(64);
+            }
             if *needs_flush {
                 match Pin::new(&mut **io).poll_flush(cx) {
                     Poll::Ready(Ok(())) => *needs_flush = false,
@@ -496,11 +551,11 @@ struct WindowState {
 }
 
 impl Window {
-    /// A window of [`INITIAL_WINDOW`].
-    pub(crate) fn new() -> Arc<Window> {
+    /// A window that starts at `initial` bytes (see [`Flow`]).
+    pub(crate) fn new(initial: u64) -> Arc<Window> {
         Arc::new(Window {
             state: Mutex::new(WindowState {
-                available: INITIAL_WINDOW,
+                available: initial,
                 closed: false,
             }),
             notify: Notify::new(),
@@ -525,6 +580,24 @@ impl Window {
                     st.available -= n;
                     // `n <= want`, a usize.
                     return Some(n as usize);
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Waits until there is window to send (true), without taking any; false once closed.
+    /// A sender calls it before it produces data, so that it never holds data it may not send.
+    pub(crate) async fn ready(&self) -> bool {
+        loop {
+            let notified = self.notify.notified();
+            {
+                let st = self.lock();
+                if st.closed {
+                    return false;
+                }
+                if st.available > 0 {
+                    return true;
                 }
             }
             notified.await;
@@ -562,20 +635,40 @@ impl Window {
 #[derive(Debug)]
 pub(crate) struct Inflow {
     received: u64,
+    initial: u64,
     granted: Arc<AtomicU64>,
 }
 
 impl Inflow {
-    /// A new stream's accounting, and the counter its consumer adds grants to.
-    pub(crate) fn new() -> (Inflow, Arc<AtomicU64>) {
-        let granted = Arc::new(AtomicU64::new(INITIAL_WINDOW));
+    /// A new stream's accounting, whose window starts at `initial` bytes, and the counter its
+    /// consumer adds grants to.
+    pub(crate) fn new(initial: u64) -> (Inflow, Arc<AtomicU64>) {
+        let granted = Arc::new(AtomicU64::new(initial));
         (
             Inflow {
                 received: 0,
+                initial,
                 granted: Arc::clone(&granted),
             },
             granted,
         )
+    }
+
+    /// Records `n` bytes of credit granted without a consumer (whose data is dropped).
+    pub(crate) fn granted_back(&self, n: u64) {
+        self.granted.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Credits everything received that was not credited yet (its consumer is gone): records
+    /// it as granted and returns it, for a `CREDIT` to send.
+    pub(crate) fn release(&mut self) -> u64 {
+        let credited = self
+            .granted
+            .load(Ordering::Acquire)
+            .saturating_sub(self.initial);
+        let owed = self.received.saturating_sub(credited);
+        self.granted.fetch_add(owed, Ordering::AcqRel);
+        owed
     }
 
     /// Counts `n` arriving bytes; false when the sender overran its window.
@@ -585,34 +678,119 @@ impl Inflow {
     }
 }
 
-/// The consumer's side of an [`Inflow`]: counts consumed bytes and says when to send credit.
+/// The consumer's side of an [`Inflow`]: counts consumed bytes, says when to send credit and
+/// how much, and (protocol 1.1) tunes the stream's window to the consumer's pace.
+///
+/// Under 1.1 the window starts at [`INITIAL_WINDOW`] (or at 0 for a stream the server sends,
+/// until [`Consumed::open`]); credit goes back once a quarter of the window was consumed; and
+/// each time the consumer has consumed a whole window, the window doubles (up to
+/// [`MAX_WINDOW`]) if that took less than [`GROW_WITHIN`]: the extra is added to the credit.
 #[derive(Debug)]
 pub(crate) struct Consumed {
     granted: Arc<AtomicU64>,
+    flow: Flow,
+    /// The stream's window: the most the sender may have sent beyond what was consumed.
+    window: u64,
+    /// Consumed bytes not credited back yet.
     pending: u64,
+    /// Bytes consumed since `round_start` (1.1 growth rule).
+    round: u64,
+    round_start: Instant,
 }
 
 impl Consumed {
-    /// Tracks consumption for the stream whose grants go to `granted`.
-    pub(crate) fn new(granted: Arc<AtomicU64>) -> Consumed {
+    /// Tracks consumption for the stream whose grants go to `granted` and whose window
+    /// started at `initial` bytes.
+    pub(crate) fn new(granted: Arc<AtomicU64>, flow: Flow, initial: u64) -> Consumed {
         Consumed {
             granted,
+            flow,
+            window: initial,
             pending: 0,
+            round: 0,
+            round_start: Instant::now(),
         }
     }
 
-    /// Counts `n` consumed bytes; returns the credit to send now, if a batch is complete.
-    pub(crate) fn consume(&mut self, n: usize) -> Option<u32> {
-        self.pending += n as u64;
-        if self.pending < CREDIT_BATCH {
+    /// The stream's current window.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn window(&self) -> u64 {
+        self.window
+    }
+
+    /// The credit that opens a stream whose window started at 0 ([`INITIAL_WINDOW`]), to send
+    /// when the consumer starts reading; `None` when the window is open already.
+    pub(crate) fn open(&mut self) -> Option<u32> {
+        if self.window > 0 {
             return None;
         }
-        let credit = self.pending.min(u64::from(u32::MAX));
-        self.pending -= credit;
+        self.window = INITIAL_WINDOW;
+        self.round = 0;
+        self.round_start = Instant::now();
+        self.granted.fetch_add(INITIAL_WINDOW, Ordering::AcqRel);
+        Some(INITIAL_WINDOW as u32)
+    }
+
+    /// Widens an open 1.1 window to `to` bytes (at most [`MAX_WINDOW`]) at once, for a
+    /// consumer that knows it takes that much without waiting (`get_content` of a known
+    /// size); the extra credit to send, if any.
+    pub(crate) fn widen(&mut self, to: u64) -> Option<u32> {
+        let to = to.min(MAX_WINDOW);
+        if self.flow != Flow::V1_1 || self.window == 0 || to <= self.window {
+            return None;
+        }
+        let extra = to - self.window;
+        self.window = to;
+        self.granted.fetch_add(extra, Ordering::AcqRel);
+        // `extra <= MAX_WINDOW`.
+        Some(extra as u32)
+    }
+
+    /// Counts `n` consumed bytes; returns the credit to send now, if any is due.
+    pub(crate) fn consume(&mut self, n: usize) -> Option<u32> {
+        self.pending = self.pending.saturating_add(n as u64);
+        let mut grow = 0;
+        match self.flow {
+            Flow::V1_0 => {
+                if self.pending < CREDIT_BATCH_1_0 {
+                    return None;
+                }
+            }
+            Flow::V1_1 => {
+                self.round = self.round.saturating_add(n as u64);
+                if self.pending < (self.window / 4).max(1) {
+                    return None;
+                }
+                if self.round >= self.window {
+                    let now = Instant::now();
+                    if self.window < MAX_WINDOW
+                        && now.duration_since(self.round_start) < GROW_WITHIN
+                    {
+                        let grown = (self.window * 2).clamp(INITIAL_WINDOW, MAX_WINDOW);
+                        grow = grown - self.window;
+                        self.window = grown;
+                    }
+                    self.round = 0;
+                    self.round_start = now;
+                }
+            }
+        }
+        // At most u32::MAX in one CREDIT; the rest stays pending.
+        let from_pending = self.pending.min(u64::from(u32::MAX) - grow);
+        self.pending -= from_pending;
+        let credit = from_pending + grow;
         // Record the grant before the peer can act on it.
         self.granted.fetch_add(credit, Ordering::AcqRel);
         // `credit <= u32::MAX`.
         Some(credit as u32)
+    }
+}
+
+/// Shrinks a map that removals left mostly empty: a map never gives memory back by itself, and
+/// a connection that once had many streams open should not keep their room.
+pub(crate) fn shrink_map<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > 64 && map.len() * 4 < map.capacity() {
+        map.shrink_to(map.len() * 2);
     }
 }
 
@@ -679,7 +857,7 @@ mod tests {
 
     #[tokio::test]
     async fn window_waits_for_credit() {
-        let w = Window::new();
+        let w = Window::new(INITIAL_WINDOW);
         assert_eq!(w.acquire(usize::MAX).await, Some(INITIAL_WINDOW as usize));
         let w2 = Arc::clone(&w);
         let waiter = tokio::spawn(async move { w2.acquire(10).await });
@@ -692,25 +870,126 @@ mod tests {
         w.grant(u64::MAX);
     }
 
+    #[tokio::test]
+    async fn an_empty_window_is_not_ready_until_credit() {
+        let w = Window::new(0);
+        let w2 = Arc::clone(&w);
+        let ready = tokio::spawn(async move { w2.ready().await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!ready.is_finished(), "no credit, no data produced");
+        w.grant(5);
+        assert!(ready.await.expect("task"));
+        assert!(w.ready().await, "ready takes nothing");
+        assert_eq!(w.acquire(100).await, Some(5));
+        let w2 = Arc::clone(&w);
+        let ready = tokio::spawn(async move { w2.ready().await });
+        tokio::task::yield_now().await;
+        w.close();
+        assert!(!ready.await.expect("task"));
+    }
+
     #[test]
-    fn inflow_and_consumed() {
-        let (mut inflow, granted) = Inflow::new();
-        let mut consumed = Consumed::new(granted);
-        assert!(inflow.receive(INITIAL_WINDOW as usize));
+    fn inflow_and_consumed_1_0() {
+        let (mut inflow, granted) = Inflow::new(WINDOW_1_0);
+        let mut consumed = Consumed::new(granted, Flow::V1_0, WINDOW_1_0);
+        assert_eq!(consumed.open(), None, "a 1.0 window is open from the start");
+        assert!(inflow.receive(WINDOW_1_0 as usize));
         assert!(
             !Inflow {
                 received: inflow.received,
+                initial: inflow.initial,
                 granted: Arc::clone(&inflow.granted)
             }
             .receive(1)
         );
         assert_eq!(consumed.consume(1000), None);
         assert_eq!(
-            consumed.consume(CREDIT_BATCH as usize),
-            Some(CREDIT_BATCH as u32 + 1000)
+            consumed.consume(CREDIT_BATCH_1_0 as usize),
+            Some(CREDIT_BATCH_1_0 as u32 + 1000)
         );
+        assert_eq!(consumed.widen(8 << 20), None, "1.0 windows do not change");
         assert!(inflow.receive(1000));
         assert_eq!(parse_credit(&credit_payload(77)), Some(77));
         assert_eq!(parse_credit(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn a_server_stream_opens_at_64_kib_and_a_fast_consumer_grows_it_to_the_cap() {
+        let (mut inflow, granted) = Inflow::new(Flow::V1_1.server_stream_window());
+        let consumed = Consumed::new(granted, Flow::V1_1, 0);
+        assert!(
+            !inflow.receive(1),
+            "nothing may come before the client opens it"
+        );
+        let (mut inflow, granted) = Inflow::new(0);
+        let mut consumed2 = Consumed::new(granted, Flow::V1_1, 0);
+        assert_eq!(consumed2.open(), Some(INITIAL_WINDOW as u32));
+        assert_eq!(consumed2.open(), None);
+        assert!(inflow.receive(INITIAL_WINDOW as usize));
+        assert!(
+            !Inflow {
+                received: inflow.received,
+                initial: inflow.initial,
+                granted: Arc::clone(&inflow.granted)
+            }
+            .receive(1),
+            "no more than the first grant"
+        );
+        // A consumer that takes everything at once: the window doubles every round.
+        let mut outstanding = INITIAL_WINDOW;
+        let mut total_credit = INITIAL_WINDOW;
+        for _ in 0..10_000 {
+            let n = 4096.min(outstanding as usize);
+            assert!(
+                n > 0,
+                "the consumer never waits for credit that does not come"
+            );
+            outstanding -= n as u64;
+            if let Some(c) = consumed2.consume(n) {
+                outstanding += u64::from(c);
+                total_credit += u64::from(c);
+            }
+            assert!(outstanding <= consumed2.window());
+        }
+        assert_eq!(consumed2.window(), MAX_WINDOW);
+        assert_eq!(
+            total_credit,
+            consumed2.granted.load(Ordering::Acquire),
+            "every credit is recorded as granted"
+        );
+        drop(consumed);
+    }
+
+    #[test]
+    fn a_slow_consumer_keeps_a_small_window() {
+        let (_inflow, granted) = Inflow::new(INITIAL_WINDOW);
+        let mut consumed = Consumed::new(granted, Flow::V1_1, INITIAL_WINDOW);
+        let mut credits = 0;
+        for _ in 0..8 {
+            std::thread::sleep(GROW_WITHIN / 3);
+            if let Some(c) = consumed.consume(INITIAL_WINDOW as usize / 4) {
+                assert_eq!(
+                    u64::from(c),
+                    INITIAL_WINDOW / 4,
+                    "exactly what was consumed"
+                );
+                credits += 1;
+            }
+        }
+        assert_eq!(
+            credits, 8,
+            "credit once a quarter of the window is consumed"
+        );
+        assert_eq!(consumed.window(), INITIAL_WINDOW, "too slow to grow");
+        assert_eq!(
+            consumed.widen(1 << 20),
+            Some((1 << 20) - INITIAL_WINDOW as u32)
+        );
+        assert_eq!(consumed.window(), 1 << 20);
+        assert_eq!(
+            consumed.widen(100 << 20),
+            Some((MAX_WINDOW - (1 << 20)) as u32)
+        );
+        assert_eq!(consumed.widen(100 << 20), None);
     }
 }

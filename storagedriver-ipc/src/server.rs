@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Waker};
 use std::time::Duration;
 
@@ -23,8 +23,8 @@ use tracing::Instrument;
 
 use crate::frame::{Frame, FrameType, MAX_PAYLOAD, MAX_RESPONSE};
 use crate::io::{
-    Consumed, FrameReader, Inflow, Outbox, ReadEnd, Window, credit_payload, parse_credit,
-    split_stream,
+    Consumed, Flow, FrameReader, Inflow, Outbox, ReadEnd, Window, credit_payload, parse_credit,
+    shrink_map, split_stream,
 };
 use crate::wire::{self, BadRequest, ErrorWire, FileInfoWire, Request, SizeWire};
 use crate::{PROTOCOL_VERSION, SOCKET_ENV};
@@ -215,11 +215,22 @@ struct Streams {
     walks: HashMap<u64, std::sync::mpsc::Sender<WalkControl>>,
 }
 
+impl Streams {
+    /// Gives memory back after many streams ended (maps do not shrink by themselves).
+    fn tidy(&mut self) {
+        shrink_map(&mut self.incoming);
+        shrink_map(&mut self.outgoing);
+        shrink_map(&mut self.walks);
+    }
+}
+
 struct Server {
     driver: Arc<dyn StorageDriver>,
     name: String,
     out: Arc<Outbox>,
     streams: Mutex<Streams>,
+    /// The flow-control rules, set by the handshake.
+    flow: OnceLock<Flow>,
 }
 
 /// A protocol error: sent as `FATAL`, then the connection closes.
@@ -245,6 +256,7 @@ where
         driver,
         out,
         streams: Mutex::new(Streams::default()),
+        flow: OnceLock::new(),
     });
     let mut reader = FrameReader::new(read);
     let mut tasks = JoinSet::new();
@@ -308,18 +320,27 @@ async fn run(server: &Arc<Server>, reader: &mut FrameReader, tasks: &mut JoinSet
 
 impl Server {
     fn lock(&self) -> MutexGuard<'_, Streams> {
-        self.streams.lock().unwrap_or_else(|p| p.into_inner())
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        streams.tidy();
+        streams
+    }
+
+    /// The connection's flow-control rules (1.0 until the handshake says otherwise).
+    fn flow(&self) -> Flow {
+        self.flow.get().copied().unwrap_or(Flow::V1_0)
     }
 
     /// Registers the stream the client sends on `id` (a `put_content`, or a writer handle when
     /// `writer`): the receiver of its frames, and the credit to grant as they are consumed.
     fn open_incoming(&self, id: u64, writer: bool) -> (mpsc::UnboundedReceiver<InMsg>, Consumed) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (inflow, granted) = Inflow::new();
+        let flow = self.flow();
+        let initial = flow.client_stream_window();
+        let (inflow, granted) = Inflow::new(initial);
         self.lock()
             .incoming
             .insert(id, Incoming { tx, inflow, writer });
-        (rx, Consumed::new(granted))
+        (rx, Consumed::new(granted, flow, initial))
     }
 
     /// Sends `FATAL` and ends serving.
@@ -351,6 +372,9 @@ impl Server {
                 parsed.version
             )));
         }
+        let _ = self
+            .flow
+            .set(Flow::negotiate(&parsed.version, PROTOCOL_VERSION));
         let welcome = wire::Welcome {
             version: PROTOCOL_VERSION.to_owned(),
             driver: self.name.clone(),
@@ -440,9 +464,11 @@ impl Server {
                 }
                 if incoming.tx.send(InMsg::Data(frame.payload)).is_err() {
                     // Nobody consumes this stream any more (its task failed): grant the
-                    // credit here so that the client never waits for it.
-                    drop(streams);
+                    // credit here so that the client never waits for it (and count it, so
+                    // that the data it lets come is not taken for an overrun).
                     if let Ok(n) = u32::try_from(len) {
+                        incoming.inflow.granted_back(u64::from(n));
+                        drop(streams);
                         self.send(FrameType::Credit, id, credit_payload(n));
                     }
                 }
@@ -595,7 +621,7 @@ impl Server {
             }
             Request::GetContent { path } => {
                 let path = path.into_owned();
-                let window = Window::new();
+                let window = Window::new(self.flow().server_stream_window());
                 self.lock().outgoing.insert(id, Arc::clone(&window));
                 self.spawn(tasks, id, op, span, async move {
                     match server.driver.get_content(&path).await {
@@ -604,8 +630,10 @@ impl Server {
                                 size: content.len() as u64,
                             };
                             server.respond(id, op, Some(&path), Ok(size));
-                            let stream: ByteStream = futures::stream::iter([Ok(content)]).boxed();
-                            server.send_stream(id, op, &path, stream, &window).await;
+                            // The whole content is here: END follows its last byte at once.
+                            if server.send_chunk(id, &content, &window).await {
+                                server.send(FrameType::End, id, Bytes::new());
+                            }
                         }
                         Err(e) => server.respond::<()>(id, op, Some(&path), Err(e)),
                     }
@@ -614,7 +642,7 @@ impl Server {
             }
             Request::Reader { path, offset } => {
                 let path = path.into_owned();
-                let window = Window::new();
+                let window = Window::new(self.flow().server_stream_window());
                 self.lock().outgoing.insert(id, Arc::clone(&window));
                 self.spawn(tasks, id, op, span, async move {
                     match server.driver.reader(&path, offset).await {
@@ -697,9 +725,26 @@ impl Server {
         let mut streams = self.lock();
         streams.walks.remove(&id);
         let stream = streams.outgoing.remove(&id);
+        // A stream the client sends to the task that panicked: from now on its data is
+        // credited and dropped as it arrives, and what the task received without crediting is
+        // credited now, so that the client never waits for credit (a writer that got no
+        // handle has no stream: forget it).
+        let mut owed = 0;
+        if let Some(incoming) = streams.incoming.get_mut(&id) {
+            if incoming.writer && !responded {
+                streams.incoming.remove(&id);
+            } else {
+                incoming.tx = mpsc::unbounded_channel().0;
+                owed = incoming.inflow.release();
+            }
+        }
         drop(streams);
         if let Some(window) = &stream {
             window.close();
+        }
+        if owed > 0 {
+            let credit = u32::try_from(owed).unwrap_or(u32::MAX);
+            self.send(FrameType::Credit, id, credit_payload(credit));
         }
         if !responded {
             self.respond::<()>(id, op, None, Err(err));
@@ -709,7 +754,7 @@ impl Server {
             self.send(FrameType::Reset, id, reset.into());
         }
         // A writer handle stays registered: its data is credited and dropped, and the next
-        // finishing request is answered with an error.
+        // finishing request is answered with an error ("no open writer").
     }
 
     /// Sends `stream` on `id` within the window, then `END` (or `RESET` with the error).
@@ -721,7 +766,16 @@ impl Server {
         mut stream: ByteStream,
         window: &Window,
     ) {
+        // 1.1: no chunk is pulled from the driver before there is credit to send it, so that a
+        // stream nobody reads holds no data here (the stream's END may then wait for credit:
+        // the client's credit rule guarantees it comes). 1.0 peers may grant exactly what they
+        // expect and wait for END: pull as 1.0 did.
+        let gated = self.flow() == Flow::V1_1;
         loop {
+            if gated && !window.ready().await {
+                tracing::debug!("the client reset the stream");
+                return;
+            }
             // A reset stops the stream also while the driver is still producing the next chunk.
             let item = tokio::select! {
                 item = stream.next() => item,
@@ -740,25 +794,34 @@ impl Server {
                     return;
                 }
             };
-            let mut offset = 0;
-            while offset < chunk.len() {
-                let want = (chunk.len() - offset).min(MAX_PAYLOAD);
-                let Some(n) = window.acquire(want).await else {
-                    // The client reset the stream: stop and free what we hold.
-                    tracing::debug!("the client reset the stream");
-                    return;
-                };
-                if self
-                    .out
-                    .send(FrameType::Data, id, chunk.slice(offset..offset + n))
-                    .is_err()
-                {
-                    return;
-                }
-                offset += n;
+            if !self.send_chunk(id, &chunk, window).await {
+                return;
             }
         }
         self.send(FrameType::End, id, Bytes::new());
+    }
+
+    /// Sends `chunk` on `id` in `DATA` frames within the window; false when the client reset
+    /// the stream or the connection closed.
+    async fn send_chunk(&self, id: u64, chunk: &Bytes, window: &Window) -> bool {
+        let mut offset = 0;
+        while offset < chunk.len() {
+            let want = (chunk.len() - offset).min(MAX_PAYLOAD);
+            let Some(n) = window.acquire(want).await else {
+                // The client reset the stream: stop and free what we hold.
+                tracing::debug!("the client reset the stream");
+                return false;
+            };
+            if self
+                .out
+                .send(FrameType::Data, id, chunk.slice(offset..offset + n))
+                .is_err()
+            {
+                return false;
+            }
+            offset += n;
+        }
+        true
     }
 
     async fn put_content(

@@ -40,6 +40,15 @@ pub(crate) fn major(version: &str) -> &str {
     version.split('.').next().unwrap_or(version)
 }
 
+/// The minor part of a `"MAJOR.MINOR"` version (0 when it has none or it is not a number).
+pub(crate) fn minor(version: &str) -> u32 {
+    version
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0)
+}
+
 /// True when two versions can talk: same major.
 pub(crate) fn compatible(a: &str, b: &str) -> bool {
     major(a) == major(b)
@@ -678,6 +687,8 @@ mod tests {
     fn versions() {
         assert!(compatible("1.0", "1.7"));
         assert!(!compatible("1.0", "2.0"));
+        assert_eq!((minor("1.0"), minor("1.1"), minor("1.12")), (0, 1, 12));
+        assert_eq!((minor("1"), minor("1.x")), (0, 0));
         assert_eq!(major("3"), "3");
     }
 }

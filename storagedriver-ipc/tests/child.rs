@@ -155,7 +155,7 @@ fn real_child_round_trip_and_clean_exit() {
             .expect("spawned");
         let pid = driver.child_pid().expect("a child pid");
         assert_eq!(driver.name(), "inmemory");
-        assert_eq!(driver.server_version(), "1.0");
+        assert_eq!(driver.server_version(), storagedriver_ipc::PROTOCOL_VERSION);
         let data = Bytes::from(
             (0..(48usize << 20))
                 .map(|i| (i % 251) as u8)
@@ -263,7 +263,10 @@ fn version_2_server_is_refused() {
         let text = err.to_string();
         eprintln!("    the error: {text}");
         assert!(
-            text.contains("client speaks 1.0, server speaks 2.0"),
+            text.contains(&format!(
+                "client speaks {}, server speaks 2.0",
+                storagedriver_ipc::PROTOCOL_VERSION
+            )),
             "{text}"
         );
         assert!(text.starts_with("fake: "), "{text}");

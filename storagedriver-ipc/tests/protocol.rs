@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use driver_inmemory::InMemoryDriver;
+use futures::StreamExt;
 use serde_json::{Value, json};
 use storagedriver::StorageDriver;
 use storagedriver_ipc::frame::{self, Frame, FrameDecoder, FrameType, MAX_PAYLOAD};
@@ -63,15 +64,35 @@ impl Raw {
         (f.id, serde_json::from_slice(&f.payload).expect("JSON"))
     }
 
+    /// The handshake as a 1.0 client (windows of 4 MiB).
     async fn hello(&mut self) -> Value {
+        self.hello_as("1.0").await
+    }
+
+    /// The handshake as a client of `version`.
+    async fn hello_as(&mut self, version: &str) -> Value {
         self.send_json(
             FrameType::Hello,
             0,
-            json!({"protocol":"registry-storage-ipc","version":"1.0"}),
+            json!({"protocol":"registry-storage-ipc","version":version}),
         )
         .await;
         self.json(FrameType::Welcome).await.1
     }
+}
+
+/// A raw client connected to `serve(driver)`.
+fn start_with(driver: Arc<dyn StorageDriver>) -> (Raw, JoinHandle<storagedriver::Result<()>>) {
+    let (server_side, client_side) = UnixStream::pair().expect("a socket pair");
+    let server = tokio::spawn(serve(driver, server_side));
+    (
+        Raw {
+            stream: client_side,
+            buf: BytesMut::new(),
+            decoder: FrameDecoder::new(),
+        },
+        server,
+    )
 }
 
 fn start() -> (
@@ -123,7 +144,7 @@ async fn expect_fatal(raw: &mut Raw) -> String {
 async fn handshake_and_welcome() {
     let (mut raw, server, _) = start();
     let welcome = raw.hello().await;
-    assert_eq!(welcome["version"], "1.0");
+    assert_eq!(welcome["version"], storagedriver_ipc::PROTOCOL_VERSION);
     assert_eq!(welcome["driver"], "inmemory");
     assert_eq!(welcome["capabilities"]["url_for"], false);
     assert_eq!(welcome["capabilities"]["detects_file_dir_conflicts"], true);
@@ -146,7 +167,10 @@ async fn version_mismatch_is_fatal_naming_both() {
     .await;
     let message = expect_fatal(&mut raw).await;
     assert!(
-        message.contains("client speaks 2.3, server speaks 1.0"),
+        message.contains(&format!(
+            "client speaks 2.3, server speaks {}",
+            storagedriver_ipc::PROTOCOL_VERSION
+        )),
         "{message}"
     );
     assert!(ends_with_err(server).await.contains("2.3"));
@@ -547,8 +571,13 @@ async fn long_responses_come_in_parts() {
     ends_with_err(server).await;
 }
 
-/// A raw server (the test) with a real client connected to it: the handshake is done.
+/// A raw 1.0 server (the test) with a real client connected to it: the handshake is done.
 async fn raw_server() -> (Raw, storagedriver_ipc::IpcDriver) {
+    raw_server_as("1.0").await
+}
+
+/// A raw server of `version` with a real client connected to it.
+async fn raw_server_as(version: &str) -> (Raw, storagedriver_ipc::IpcDriver) {
     let (server_side, client_side) = UnixStream::pair().expect("a socket pair");
     let connect = tokio::spawn(storagedriver_ipc::IpcDriver::connect("raw", client_side));
     let mut raw = Raw {
@@ -560,7 +589,7 @@ async fn raw_server() -> (Raw, storagedriver_ipc::IpcDriver) {
     raw.send_json(
         FrameType::Welcome,
         0,
-        json!({"version":"1.0","driver":"raw","capabilities":{
+        json!({"version":version,"driver":"raw","capabilities":{
             "url_for":false,"append_to_committed":false,"persistent":false,
             "detects_file_dir_conflicts":false}}),
     )
@@ -659,4 +688,319 @@ async fn the_client_refuses_more_than_64_mib_of_parts() {
     let err = call.await.expect("task").expect_err("the call fails");
     assert!(err.to_string().contains("protocol error"), "{err}");
     assert!(client.stat("/a").await.is_err(), "the connection is dead");
+}
+
+impl Raw {
+    /// The next frame if one comes within `ms` milliseconds.
+    async fn next_within(&mut self, ms: u64) -> Option<Frame> {
+        tokio::time::timeout(Duration::from_millis(ms), self.next())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// The next frame from the client that is not PING, CREDIT or RESET.
+    async fn next_skipping_credit(&mut self) -> Frame {
+        loop {
+            let f = self.next_from_client().await.expect("a frame");
+            if f.kind != FrameType::Credit && f.kind != FrameType::Reset {
+                return f;
+            }
+        }
+    }
+
+    /// Reads until the PONG for `ping` (sent now), returning the frames that came before it.
+    async fn until_pong(&mut self, ping: u64) -> Vec<Frame> {
+        self.send(FrameType::Ping, ping, Bytes::new()).await;
+        let mut before = Vec::new();
+        loop {
+            let f = self.next().await.expect("a frame");
+            if f.kind == FrameType::Pong && f.id == ping {
+                return before;
+            }
+            before.push(f);
+        }
+    }
+}
+
+fn credit(n: u32) -> Vec<u8> {
+    n.to_le_bytes().to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1_1_server_sends_and_pulls_nothing_before_credit() {
+    let driver = common::Counting::new();
+    let content = common::pattern(3, 300_000);
+    driver
+        .inner
+        .put_content("/blob", content.clone())
+        .await
+        .expect("put");
+    let (mut raw, _server) = start_with(Arc::new(driver.clone()));
+    let welcome = raw.hello_as("1.1").await;
+    assert_eq!(welcome["version"], storagedriver_ipc::PROTOCOL_VERSION);
+    raw.send_json(
+        FrameType::Request,
+        1,
+        json!({"op":"reader","path":"/blob","offset":0}),
+    )
+    .await;
+    let (_, v) = raw.json(FrameType::Response).await;
+    assert_eq!(v, json!({"ok": null}));
+    // An idle stream: the window starts at 0, nothing comes and nothing is read ahead.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(raw.until_pong(9).await.is_empty(), "no DATA before CREDIT");
+    assert_eq!(
+        driver.pulled(),
+        0,
+        "no chunk pulled from the driver without credit"
+    );
+    // Exactly the credit comes, and no more.
+    raw.send(FrameType::Credit, 1, credit(1000)).await;
+    let mut got = Vec::new();
+    while got.len() < 1000 {
+        got.extend_from_slice(&raw.expect(FrameType::Data).await.payload);
+    }
+    assert_eq!(got.len(), 1000);
+    assert!(
+        raw.until_pong(10).await.is_empty(),
+        "nothing beyond the credit"
+    );
+    // Credit for exactly the rest: the data comes; END waits until the server may read on.
+    raw.send(FrameType::Credit, 1, credit(299_000)).await;
+    while got.len() < 300_000 {
+        let f = raw.expect(FrameType::Data).await;
+        got.extend_from_slice(&f.payload);
+    }
+    assert_eq!(got, content);
+    assert!(
+        raw.until_pong(11).await.is_empty(),
+        "END needs credit to be learnt"
+    );
+    raw.send(FrameType::Credit, 1, credit(1)).await;
+    raw.expect(FrameType::End).await;
+
+    // get_content: nothing before credit either, and END right after the last byte.
+    raw.send_json(
+        FrameType::Request,
+        2,
+        json!({"op":"get_content","path":"/blob"}),
+    )
+    .await;
+    let (_, v) = raw.json(FrameType::Response).await;
+    assert_eq!(v, json!({"ok": {"size": 300_000}}));
+    assert!(raw.until_pong(12).await.is_empty(), "no DATA before CREDIT");
+    raw.send(FrameType::Credit, 2, credit(300_000)).await;
+    let mut got = 0;
+    while got < 300_000 {
+        got += raw.expect(FrameType::Data).await.payload.len();
+    }
+    raw.expect(FrameType::End).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1_1_client_stream_starts_with_64_kib_and_gets_credit() {
+    let (mut raw, _server, driver) = start();
+    raw.hello_as("1.1").await;
+    raw.send_json(
+        FrameType::Request,
+        1,
+        json!({"op":"put_content","path":"/up"}),
+    )
+    .await;
+    // Send 3 MiB, never beyond the window: 64 KiB, then what CREDIT allows.
+    let total = 3usize << 20;
+    let (mut sent, mut allowed) = (0usize, 64usize << 10);
+    let mut credits = 0;
+    while sent < total {
+        if sent < allowed {
+            let n = (allowed - sent).min(total - sent).min(MAX_PAYLOAD);
+            raw.send(FrameType::Data, 1, vec![(sent % 251) as u8; n])
+                .await;
+            sent += n;
+        } else {
+            let f = raw.expect(FrameType::Credit).await;
+            assert_eq!(f.id, 1);
+            allowed += u32::from_le_bytes(f.payload[..].try_into().expect("4 bytes")) as usize;
+            credits += 1;
+        }
+    }
+    raw.send(FrameType::End, 1, Bytes::new()).await;
+    loop {
+        let f = raw.next().await.expect("a frame");
+        if f.kind == FrameType::Response {
+            let v: Value = serde_json::from_slice(&f.payload).expect("JSON");
+            assert_eq!(v, json!({"ok": null}));
+            break;
+        }
+        assert_eq!(f.kind, FrameType::Credit);
+    }
+    assert!(credits > 0);
+    assert_eq!(driver.stat("/up").await.expect("stat").size, total as u64);
+
+    // 64 KiB and one byte before any credit is an overrun.
+    raw.send_json(
+        FrameType::Request,
+        2,
+        json!({"op":"put_content","path":"/over"}),
+    )
+    .await;
+    raw.send(FrameType::Data, 2, vec![1u8; (64 << 10) + 1])
+        .await;
+    assert!(expect_fatal(&mut raw).await.contains("overran its window"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1_1_client_opens_a_reader_when_it_is_first_read() {
+    let (mut raw, client) = raw_server_as("1.1").await;
+    let c = client.clone();
+    let open = tokio::spawn(async move { c.reader("/r", 0).await });
+    let (id, v) = raw.request().await;
+    assert_eq!(v, json!({"op":"reader","path":"/r","offset":0}));
+    raw.send_json(FrameType::Response, id, json!({"ok": null}))
+        .await;
+    let mut stream = open.await.expect("task").expect("reader");
+    // Not read yet: no credit.
+    while let Some(f) = raw.next_within(300).await {
+        assert_eq!(
+            f.kind,
+            FrameType::Ping,
+            "only pings from an idle reader: {f:?}"
+        );
+    }
+    let read = tokio::spawn(async move {
+        let mut all = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            all.extend_from_slice(&chunk.expect("a chunk"));
+        }
+        all
+    });
+    let f = raw.next_from_client().await.expect("a frame");
+    assert_eq!((f.kind, f.id), (FrameType::Credit, id));
+    assert_eq!(f.payload[..], (64u32 << 10).to_le_bytes());
+    raw.send(FrameType::Data, id, &b"0123456789"[..]).await;
+    raw.send(FrameType::End, id, Bytes::new()).await;
+    assert_eq!(read.await.expect("task"), b"0123456789");
+
+    // get_content: the REQUEST is followed by CREDIT at once; the announced size widens it.
+    let c = client.clone();
+    let get = tokio::spawn(async move { c.get_content("/g").await });
+    let (id, _) = raw.request().await;
+    let f = raw.next_from_client().await.expect("a frame");
+    assert_eq!(
+        (f.kind, f.id),
+        (FrameType::Credit, id),
+        "before any response"
+    );
+    assert_eq!(f.payload[..], (64u32 << 10).to_le_bytes());
+    raw.send_json(FrameType::Response, id, json!({"ok": {"size": 200_000}}))
+        .await;
+    let f = raw.next_from_client().await.expect("a frame");
+    assert_eq!((f.kind, f.id), (FrameType::Credit, id));
+    assert_eq!(f.payload[..], (200_000u32 - (64 << 10)).to_le_bytes());
+    raw.send(FrameType::Data, id, vec![7u8; 200_000]).await;
+    raw.send(FrameType::End, id, Bytes::new()).await;
+    assert_eq!(get.await.expect("task").expect("content").len(), 200_000);
+
+    // A server that sends beyond its credit breaks the protocol.
+    let c = client.clone();
+    let open = tokio::spawn(async move { c.reader("/r", 0).await });
+    let f = raw.next_skipping_credit().await;
+    assert_eq!(f.kind, FrameType::Request);
+    let id = f.id;
+    raw.send_json(FrameType::Response, id, json!({"ok": null}))
+        .await;
+    let mut stream = open.await.expect("task").expect("reader");
+    // More than even the first grant, whether it arrives before the first read or after.
+    raw.send(FrameType::Data, id, vec![0u8; (64 << 10) + 1])
+        .await;
+    let err = stream
+        .next()
+        .await
+        .expect("an item")
+        .expect_err("an overrun");
+    assert!(err.to_string().contains("overran its window"), "{err}");
+}
+
+/// Serves one `get_content` to `client`: announces `announced` bytes, sends `pieces`, then END.
+async fn get_content_with(
+    raw: &mut Raw,
+    client: &storagedriver_ipc::IpcDriver,
+    announced: u64,
+    pieces: &[&'static [u8]],
+) -> storagedriver::Result<Bytes> {
+    let c = client.clone();
+    let get = tokio::spawn(async move { c.get_content("/five").await });
+    let f = raw.next_skipping_credit().await;
+    assert_eq!(f.kind, FrameType::Request);
+    raw.send_json(
+        FrameType::Response,
+        f.id,
+        json!({"ok": {"size": announced}}),
+    )
+    .await;
+    for piece in pieces {
+        raw.send(FrameType::Data, f.id, *piece).await;
+    }
+    raw.send(FrameType::End, f.id, Bytes::new()).await;
+    get.await.expect("task")
+}
+
+/// `get_content` of servers that announce 5 bytes and send `cases` (pieces, and the error's
+/// words), as 1.0 and as 1.1 servers; the right size still works, and the connection too.
+async fn check_announced_size(cases: &[(&[&'static [u8]], &str)]) {
+    for version in ["1.0", "1.1"] {
+        let (mut raw, client) = raw_server_as(version).await;
+        let got = get_content_with(&mut raw, &client, 5, &[b"abc", b"de"]).await;
+        assert_eq!(got.expect("the announced size"), "abcde");
+        for (pieces, want) in cases {
+            let err = get_content_with(&mut raw, &client, 5, pieces)
+                .await
+                .expect_err("a stream of the wrong size is an error");
+            let text = err.to_string();
+            assert!(text.contains(want), "{version}: {text}");
+            match &err {
+                storagedriver::Error::Backend {
+                    driver,
+                    operation,
+                    path,
+                    ..
+                } => {
+                    assert_eq!(driver, "raw");
+                    assert_eq!(operation, "get_content");
+                    assert_eq!(path.as_deref(), Some("/five"));
+                }
+                other => panic!("{version}: not a backend error: {other:?}"),
+            }
+            assert!(text.starts_with("raw: get_content /five: "), "{text}");
+        }
+        // The connection is still good.
+        let c = client.clone();
+        let list = tokio::spawn(async move { c.list("/").await });
+        let f = raw.next_skipping_credit().await;
+        assert_eq!(f.kind, FrameType::Request);
+        raw.send_json(FrameType::Response, f.id, json!({"ok": []}))
+            .await;
+        assert!(list.await.expect("task").expect("list").is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_content_shorter_than_announced_is_an_error() {
+    check_announced_size(&[
+        (&[b"abcd"], "expected 5 bytes, got 4"),
+        (&[b"ab", b"c"], "expected 5 bytes, got 3"),
+        (&[], "expected 5 bytes, got 0"),
+    ])
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_content_longer_than_announced_is_an_error() {
+    check_announced_size(&[
+        (&[b"abcdef"], "expected 5 bytes, got at least 6"),
+        (&[b"abc", b"def"], "expected 5 bytes, got at least 6"),
+        (&[b"abcde", b"f"], "expected 5 bytes, got at least 6"),
+    ])
+    .await;
 }

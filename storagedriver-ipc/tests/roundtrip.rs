@@ -15,7 +15,7 @@ use storagedriver::{Error, Method, StorageDriver, UrlOptions, WalkControl, WalkO
 async fn every_operation_round_trips() {
     let (driver, server) = connect(Arc::new(InMemoryDriver::new())).await;
     assert_eq!(driver.name(), "inmemory");
-    assert_eq!(driver.server_version(), "1.0");
+    assert_eq!(driver.server_version(), storagedriver_ipc::PROTOCOL_VERSION);
     assert_eq!(driver.child_pid(), None);
     assert_eq!(
         driver.capabilities(),
@@ -555,6 +555,27 @@ async fn driver_panics_are_errors_not_hangs() {
     assert!(saw_error);
     // The connection goes on.
     assert!(driver.stat("/panic-stream").await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_whose_backend_panicked_never_waits_for_credit() {
+    let (driver, _server) = connect(Arc::new(Counting::new())).await;
+    let mut w = driver.writer("/panic-writer", false).await.expect("writer");
+    // Far more than any window: the data is credited and dropped, nothing hangs.
+    let chunk = Bytes::from(vec![1u8; 256 << 10]);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        for _ in 0..40 {
+            w.write(chunk.clone()).await.expect("writes go on");
+        }
+    })
+    .await
+    .expect("no write waits for credit that never comes");
+    let err = w.commit().await.expect_err("the writer is gone");
+    assert!(err.to_string().contains("no open writer"), "{err}");
+    driver
+        .put_content("/ok", Bytes::from_static(b"x"))
+        .await
+        .expect("the connection is fine");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

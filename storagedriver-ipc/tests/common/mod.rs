@@ -27,6 +27,8 @@ pub struct Counting {
     pub live_walks: Arc<AtomicUsize>,
     /// When set, `writer` never returns (a stuck backend).
     pub stuck_writers: Arc<std::sync::atomic::AtomicBool>,
+    /// Chunks taken from reader streams on the server side.
+    pub pulled: Arc<AtomicUsize>,
 }
 
 impl Counting {
@@ -36,7 +38,12 @@ impl Counting {
             live_readers: Arc::new(AtomicUsize::new(0)),
             stuck_writers: Arc::default(),
             live_walks: Arc::default(),
+            pulled: Arc::default(),
         }
+    }
+
+    pub fn pulled(&self) -> usize {
+        self.pulled.load(Ordering::SeqCst)
     }
 
     pub fn live(&self) -> usize {
@@ -47,12 +54,17 @@ impl Counting {
 struct Tracked {
     inner: ByteStream,
     live: Arc<AtomicUsize>,
+    pulled: Arc<AtomicUsize>,
 }
 
 impl Stream for Tracked {
     type Item = Result<Bytes>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
+        let polled = self.inner.as_mut().poll_next(cx);
+        if let Poll::Ready(Some(_)) = &polled {
+            self.pulled.fetch_add(1, Ordering::SeqCst);
+        }
+        polled
     }
 }
 
@@ -94,11 +106,15 @@ impl StorageDriver for Counting {
         Ok(Box::pin(Tracked {
             inner,
             live: Arc::clone(&self.live_readers),
+            pulled: Arc::clone(&self.pulled),
         }))
     }
     async fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>> {
         if self.stuck_writers.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
+        }
+        if path == "/panic-writer" {
+            return Ok(Box::new(PanicWriter));
         }
         self.inner.writer(path, append).await
     }
@@ -159,4 +175,27 @@ pub fn check_pattern(seed: u8, offset: usize, chunk: &[u8]) -> bool {
         let i = offset + j;
         *b == ((i as u64).wrapping_mul(31).wrapping_add(u64::from(seed)) as u8 ^ ((i >> 20) as u8))
     })
+}
+
+/// A writer whose backend blows up on the first write.
+#[derive(Debug)]
+struct PanicWriter;
+
+#[async_trait]
+impl FileWriter for PanicWriter {
+    async fn write(&mut self, _data: Bytes) -> Result<()> {
+        panic!("the backend blew up mid-write")
+    }
+    fn size(&self) -> u64 {
+        0
+    }
+    async fn close(&mut self) -> Result<()> {
+        Ok(())
+    }
+    async fn cancel(&mut self) -> Result<()> {
+        Ok(())
+    }
+    async fn commit(&mut self) -> Result<()> {
+        Ok(())
+    }
 }

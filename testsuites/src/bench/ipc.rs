@@ -1,6 +1,6 @@
 //! Benchmarks that put a driver over IPC side by side with the same driver in process and with
 //! the raw transport: small-operation round trips, concurrent small operations, a 1 GiB stream,
-//! and the peak memory of both processes while streaming.
+//! the peak memory of both processes while streaming, and what 1,000 idle readers cost.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -114,10 +114,98 @@ pub fn reset_peak_memory(pid: &str) -> bool {
 /// The peak resident memory of process `pid` (`self` for this one) in bytes, from
 /// `/proc/<pid>/status` (`VmHWM`).
 pub fn peak_memory(pid: &str) -> Option<u64> {
+    status_bytes(pid, "VmHWM:")
+}
+
+/// The resident memory of process `pid` (`self` for this one) in bytes now, from
+/// `/proc/<pid>/status` (`VmRSS`). Linux only.
+pub fn current_memory(pid: &str) -> Option<u64> {
+    status_bytes(pid, "VmRSS:")
+}
+
+fn status_bytes(pid: &str, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// Figures of [`idle_readers`]: resident memory (bytes, signed: it may shrink) relative to
+/// before the readers were opened, of this process and of the child.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IdleFigures {
+    /// The readers opened.
+    pub readers: usize,
+    /// This process's growth with the readers open.
+    pub client_growth: Option<i64>,
+    /// The child's growth with the readers open.
+    pub child_growth: Option<i64>,
+    /// This process, after the readers were dropped.
+    pub client_after_drop: Option<i64>,
+    /// The child, after the readers were dropped.
+    pub child_after_drop: Option<i64>,
+}
+
+/// The resident memory of this process and of `child` once it stops changing (less than
+/// 1 MiB between samples 100 ms apart, three times in a row), or after 15 s.
+async fn settled_memory(child: Option<&str>) -> (Option<u64>, Option<u64>) {
+    let sample = || (current_memory("self"), child.and_then(current_memory));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut last = sample();
+    let mut calm = 0;
+    let near = |a: Option<u64>, b: Option<u64>| match (a, b) {
+        (Some(a), Some(b)) => a.abs_diff(b) < 1 << 20,
+        _ => true,
+    };
+    while calm < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = sample();
+        if near(now.0, last.0) && near(now.1, last.1) {
+            calm += 1;
+        } else {
+            calm = 0;
+        }
+        last = now;
+    }
+    last
+}
+
+/// Opens `readers` readers of a file of `file_len` bytes and does not read them (a registry's
+/// slow downloads): what that costs in resident memory here and in the child (`child`'s pid),
+/// and what is left once they are dropped. Memory the allocator kept from earlier work may be
+/// reused, so growth is a lower bound of what the readers allocated.
+pub async fn idle_readers(
+    d: &dyn StorageDriver,
+    readers: usize,
+    file_len: usize,
+    child: Option<&str>,
+) -> IdleFigures {
+    let path = "/bench-idle/file";
+    must(
+        d.put_content(path, crate::data::random_bytes(11, file_len))
+            .await,
+        "put_content",
+    );
+    let diff = |now: Option<u64>, base: Option<u64>| match (now, base) {
+        (Some(n), Some(b)) => Some(n as i64 - b as i64),
+        _ => None,
+    };
+    let base = settled_memory(child).await;
+    let mut open = Vec::with_capacity(readers);
+    for _ in 0..readers {
+        open.push(must(d.reader(path, 0).await, "reader"));
+    }
+    let idle = settled_memory(child).await;
+    drop(open);
+    let after = settled_memory(child).await;
+    must(d.delete("/bench-idle").await, "cleanup");
+    IdleFigures {
+        readers,
+        client_growth: diff(idle.0, base.0),
+        child_growth: diff(idle.1, base.1),
+        client_after_drop: diff(after.0, base.0),
+        child_after_drop: diff(after.1, base.1),
+    }
 }
 
 /// Runs everything above for one driver, in process and over IPC, with the raw transport
@@ -164,6 +252,7 @@ where
     let stream = stream_through(over_ipc.as_ref(), stream_size).await;
     let client_peak = peak_memory("self");
     let child_peak = child.as_deref().and_then(peak_memory);
+    let idle = idle_readers(over_ipc.as_ref(), 1000, 4 << 20, child.as_deref()).await;
 
     let gib = stream_size as f64 / (1u64 << 30) as f64;
     let mb = |v: f64| format!("{:.0} MB/s", v / 1e6);
@@ -206,6 +295,19 @@ where
         },
         mib(client_peak),
         mib(child_peak)
+    ));
+    let delta = |v: Option<i64>| {
+        v.map_or("n/a".to_owned(), |b| {
+            format!("{:+.1} MiB", b as f64 / (1u64 << 20) as f64)
+        })
+    };
+    out.push_str(&format!(
+        "| {} idle readers of a 4 MiB file over IPC (opened, not read): resident memory | client {}, child {} | after dropping them: client {}, child {} | |\n",
+        idle.readers,
+        delta(idle.client_growth),
+        delta(idle.child_growth),
+        delta(idle.client_after_drop),
+        delta(idle.child_after_drop)
     ));
     out
 }
