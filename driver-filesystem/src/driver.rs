@@ -342,34 +342,6 @@ fn rename_blocking(inner: &Inner, source: &str, dest: &str) -> Result<()> {
     Ok(())
 }
 
-/// Removes the directory `rel` and everything below it. Files that concurrent writes put
-/// into it meanwhile go too: it is removed again until it is gone.
-fn remove_tree(inner: &Inner, path: &str, rel: &str) -> Result<()> {
-    let root = inner.root.dir();
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match root.remove_dir_all(rel) {
-            Ok(()) => return Ok(()),
-            Err(e) if is_not_found(&e) && attempt > 1 => return Ok(()),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::DirectoryNotEmpty | io::ErrorKind::NotFound
-                ) && attempt < MAX_ATTEMPTS => {}
-            Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {
-                return Err(backend(
-                    "delete",
-                    Some(path),
-                    Retry::MayHelp,
-                    "concurrent writes kept filling the directory while it was being deleted",
-                ));
-            }
-            Err(e) => return Err(lookup_error("delete", path, e)),
-        }
-    }
-}
-
 /// `delete` in one blocking call.
 fn delete_blocking(inner: &Inner, path: &str) -> Result<()> {
     let root = inner.root.dir();
@@ -390,7 +362,19 @@ fn delete_blocking(inner: &Inner, path: &str) -> Result<()> {
         if !has_visible_file(root, rel).map_err(|u| unreadable("delete", u))? {
             return Err(Error::path_not_found(DRIVER_NAME, path));
         }
-        remove_tree(inner, path, rel)?;
+        let dir = inner
+            .root
+            .open_parent(path, false)
+            .map_err(|e| lookup_error("delete", path, e))?;
+        staging::delete_dir(&dir, name).map_err(|e| match e.kind() {
+            io::ErrorKind::DirectoryNotEmpty => backend(
+                "delete",
+                Some(path),
+                Retry::MayHelp,
+                "concurrent writes kept filling the directory while it was being deleted",
+            ),
+            _ => io_error("delete", path, e),
+        })?;
     } else {
         root.remove_file(rel)
             .map_err(|e| lookup_error("delete", path, e))?;

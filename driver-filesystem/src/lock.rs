@@ -26,11 +26,17 @@ pub(crate) struct Identity {
 impl Identity {
     /// The identity of an open file.
     pub(crate) fn of(file: &impl AsFd) -> io::Result<Identity> {
+        Self::and_len(file).map(|(identity, _)| identity)
+    }
+
+    /// The identity and the length of an open file, from one `fstat`.
+    pub(crate) fn and_len(file: &impl AsFd) -> io::Result<(Identity, u64)> {
         let stat = rustix::fs::fstat(file)?;
-        Ok(Identity {
+        let identity = Identity {
             dev: stat.st_dev,
             ino: stat.st_ino,
-        })
+        };
+        Ok((identity, u64::try_from(stat.st_size).unwrap_or(0)))
     }
 
     /// The identity of the entry `name` of `dir` (not following a symlink), or `None` if there

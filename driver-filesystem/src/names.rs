@@ -10,6 +10,8 @@
 //!   by locking it (see [`crate::staging::claim_slot`]), so the slots of a name are reused
 //!   once their writer is gone, also after a crash: a killed `put_content` leaves at most a
 //!   slot that the next write or delete of the same path takes back.
+//! - `<name>#del-<k>`: the directory `<name>` while a `delete` removes it (see
+//!   [`crate::staging::delete_dir`]).
 //! - A name too long to take a suffix within 255 bytes is shortened first, with a hash of the
 //!   full name (see [`with_suffix`]).
 
@@ -18,6 +20,9 @@ pub(crate) const UPLOAD_SUFFIX: &str = "#upload";
 
 /// The infix of a staging slot, followed by the slot number.
 pub(crate) const SLOT_INFIX: &str = "#tmp-";
+
+/// The infix of a directory being deleted, followed by a number.
+const DELETED_INFIX: &str = "#del-";
 
 /// The longest file name the filesystems we run on accept, in bytes.
 const MAX_NAME_LEN: usize = 255;
@@ -57,6 +62,11 @@ pub(crate) fn upload(name: &str) -> String {
 /// Staging slot `k` of the entry `name`.
 pub(crate) fn slot(name: &str, k: usize) -> String {
     with_suffix(name, &format!("{SLOT_INFIX}{k}"))
+}
+
+/// The name the directory `name` is moved to while it is deleted, the `k`th such name.
+pub(crate) fn deleted(name: &str, k: usize) -> String {
+    with_suffix(name, &format!("{DELETED_INFIX}{k}"))
 }
 
 #[cfg(test)]

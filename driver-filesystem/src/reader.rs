@@ -1,10 +1,11 @@
 //! The stream behind `reader`: a file read lazily, on blocking threads, in chunks that grow
 //! with the consumer's pace.
 //!
-//! Opening a stream opens the file and nothing more, so an idle stream costs a file
-//! descriptor, not a buffer. The first chunk is small and each next one twice the last, up to
-//! [`MAX_CHUNK`]: a stream read once holds little, a stream read to its end soon moves large
-//! chunks, each one trip to a blocking thread.
+//! Opening a stream opens the file and reads nothing more than a small file's whole content
+//! (at most [`READ_AT_OPEN`], which saves small files a second trip to a blocking thread), so
+//! an idle stream costs a file descriptor and a few KiB at most. Then the first chunk is small
+//! and each next one twice the last, up to [`MAX_CHUNK`]: a stream read once holds little, a
+//! stream read to its end soon moves large chunks, each one trip to a blocking thread.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -19,7 +20,10 @@ use crate::driver::Inner;
 use crate::error::{DRIVER_NAME, io_error, lookup_error};
 use crate::root;
 
-/// The first chunk a stream reads.
+/// Content up to this size is read when the stream is opened, in the same blocking call.
+pub(crate) const READ_AT_OPEN: u64 = 16 << 10;
+
+/// The first chunk a stream reads after it is opened.
 pub(crate) const FIRST_CHUNK: usize = 64 << 10;
 
 /// The most a chunk holds: large enough for the trip to a blocking thread to be small next to
@@ -61,9 +65,13 @@ fn next_chunk(mut open: Open) -> io::Result<(Bytes, Option<Open>)> {
     }
 }
 
-/// Opens the file of driver path `path` beneath the root at `offset`. A missing file or a
-/// directory is [`Error::PathNotFound`]; `None` when there is nothing to read from `offset`.
-fn open_at(inner: &Inner, path: &str, offset: u64) -> Result<Option<Open>> {
+/// What opening a stream gives: content read at once, and what is left to read.
+type Opened = (Option<Bytes>, Option<Open>);
+
+/// Opens the file of driver path `path` beneath the root at `offset`, and reads it whole if
+/// what is left from `offset` is small. A missing file or a directory is
+/// [`Error::PathNotFound`].
+fn open_at(inner: &Inner, path: &str, offset: u64) -> Result<Opened> {
     let mut file = inner
         .root
         .dir()
@@ -76,22 +84,29 @@ fn open_at(inner: &Inner, path: &str, offset: u64) -> Result<Option<Open>> {
     }
     let size = metadata.len();
     if offset >= size {
-        return Ok(None);
+        return Ok((None, None));
     }
     if offset > 0 {
         file.seek(SeekFrom::Start(offset))
             .map_err(|e| io_error("reader", path, e))?;
     }
-    Ok(Some(Open {
+    let remaining = size - offset;
+    let open = Open {
         file,
-        remaining: size - offset,
+        remaining,
         chunk: FIRST_CHUNK,
-    }))
+    };
+    if remaining > READ_AT_OPEN {
+        return Ok((None, Some(open)));
+    }
+    let (chunk, rest) = next_chunk(open).map_err(|e| io_error("reader", path, e))?;
+    Ok((Some(chunk).filter(|c| !c.is_empty()), rest))
 }
 
 /// A stream of the file of `path` from `offset`, read on `blocking` threads chunk by chunk as
 /// the consumer asks. The file is opened before this returns, so a missing path fails here
-/// rather than in the stream; nothing is read until the stream is polled.
+/// rather than in the stream; beyond a small file's content, nothing is read until the stream
+/// is polled.
 pub(crate) async fn open_stream(
     inner: std::sync::Arc<Inner>,
     blocking: &Blocking,
@@ -99,10 +114,14 @@ pub(crate) async fn open_stream(
     offset: u64,
 ) -> Result<ByteStream> {
     let owned = path.to_owned();
-    let open = blocking
+    let (head, open) = blocking
         .run("reader", path, move || open_at(&inner, &owned, offset))
         .await?;
-    let state = (blocking.clone(), path.to_owned(), open);
+    let head = stream::iter(head.map(Ok));
+    let Some(open) = open else {
+        return Ok(head.boxed());
+    };
+    let state = (blocking.clone(), path.to_owned(), Some(open));
     let chunks = stream::unfold(state, |(blocking, path, open)| async move {
         let open = open?;
         let owned = path.clone();
@@ -121,5 +140,5 @@ pub(crate) async fn open_stream(
             Err(e) => Some((Err(e), (blocking, path, None))),
         }
     });
-    Ok(chunks.boxed())
+    Ok(head.chain(chunks).boxed())
 }

@@ -12,11 +12,12 @@
 //! Everything here is blocking and runs inside [`crate::blocking::Blocking::run`], on a
 //! directory already opened beneath the root.
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
 
 use cap_std::fs::Dir;
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::{AtFlags, Mode, OFlags};
 
 use crate::error::is_not_found;
 use crate::lock::{Identity, try_lock};
@@ -27,6 +28,9 @@ use crate::visibility::has_visible_file;
 /// The most staging slots one name has: as many writers of one path at once.
 const MAX_SLOTS: usize = 4096;
 
+/// How many missing slots in a row end [`reclaim_slots`]'s probe.
+const PROBE_GAP: usize = 2;
+
 /// A claimed staging slot: its name in its directory, and the file, open, locked, empty.
 #[derive(Debug)]
 pub(crate) struct Slot {
@@ -34,6 +38,8 @@ pub(crate) struct Slot {
     pub(crate) name: String,
     /// The slot's file; its lock is released when it is closed.
     pub(crate) file: File,
+    /// The file's identity.
+    pub(crate) identity: Identity,
 }
 
 /// Opens the entry `name` of `dir` for reading and writing without following a symlink,
@@ -81,15 +87,20 @@ pub(crate) fn claim_slot(dir: &Dir, name: &str) -> io::Result<Slot> {
                 // A live writer owns it.
                 break;
             }
-            if Identity::of_entry(dir, &slot)? != Some(Identity::of(&file)?) {
+            let (identity, len) = Identity::and_len(&file)?;
+            if Identity::of_entry(dir, &slot)? != Some(identity) {
                 // Its owner renamed or removed it before we locked: open the name again.
                 continue;
             }
-            if file.metadata()?.len() > 0 {
+            if len > 0 {
                 // A dead writer's leftovers.
                 file.set_len(0)?;
             }
-            return Ok(Slot { name: slot, file });
+            return Ok(Slot {
+                name: slot,
+                file,
+                identity,
+            });
         }
     }
     Err(io::Error::other(format!(
@@ -99,33 +110,41 @@ pub(crate) fn claim_slot(dir: &Dir, name: &str) -> io::Result<Slot> {
 
 /// Removes the staging slots of the entry `name` of `dir` whose owners are gone (killed in
 /// the middle of a write); slots in use stay.
+///
+/// Slots are claimed lowest number first, so the probe stops after [`PROBE_GAP`] missing
+/// ones in a row: it costs that many failed lookups when there is nothing to reclaim, whatever
+/// the directory holds. A dead writer's slot above a wider gap (crashes while several writes
+/// of the path ran at once, then a slot below published) stays until a write of the path
+/// claims it again; so at most one slot per concurrent writer of a path is ever left.
 pub(crate) fn reclaim_slots(dir: &Dir, name: &str) -> io::Result<()> {
-    for entry in dir.entries()? {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) if is_not_found(&e) => continue,
+    let mut missing = 0;
+    for k in 0..MAX_SLOTS {
+        let slot = names::slot(name, k);
+        let file = match open_entry(dir, &slot, false) {
+            Ok(file) => {
+                missing = 0;
+                file
+            }
+            Err(e) if is_not_found(&e) => {
+                missing += 1;
+                if missing == PROBE_GAP {
+                    return Ok(());
+                }
+                continue;
+            }
+            // A foreign symlink or directory under a reserved name: not ours to remove.
+            Err(e)
+                if matches!(
+                    rustix::io::Errno::from_io_error(&e),
+                    Some(rustix::io::Errno::LOOP | rustix::io::Errno::ISDIR)
+                ) =>
+            {
+                continue;
+            }
             Err(e) => return Err(e),
         };
-        let entry_name = entry.file_name();
-        let Some(entry_name) = entry_name.to_str() else {
-            continue;
-        };
-        let Some((_, number)) = entry_name.rsplit_once(names::SLOT_INFIX) else {
-            continue;
-        };
-        let Ok(k) = number.parse::<usize>() else {
-            continue;
-        };
-        if names::slot(name, k) != entry_name {
-            continue;
-        }
-        let file = match open_entry(dir, entry_name, false) {
-            Ok(file) => file,
-            Err(e) if is_not_found(&e) => continue,
-            Err(e) => return Err(e),
-        };
-        if lock_if_current(dir, entry_name, &file)? {
-            match dir.remove_file(entry_name) {
+        if lock_if_current(dir, &slot, &file)? {
+            match dir.remove_file(&slot) {
                 Err(e) if !is_not_found(&e) => return Err(e),
                 _ => {}
             }
@@ -167,6 +186,105 @@ pub(crate) fn publish(
             }
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+/// Deletes the directory `name` of `dir` with everything below it, in one step for everyone
+/// else: it is first renamed to a reserved name (`<name>#del-<k>`), so no new write lands in
+/// it and a write that comes later creates the directory anew; then it is removed at leisure.
+/// A removal that a crash interrupted is finished by the next delete of the same name.
+pub(crate) fn delete_dir(dir: &Dir, name: &str) -> io::Result<()> {
+    use rustix::fs::RenameFlags;
+    use rustix::io::Errno;
+    reclaim_deleted(dir, name)?;
+    for k in 0..MAX_SLOTS {
+        let away = names::deleted(name, k);
+        match rustix::fs::renameat_with(dir, name, dir, &away, RenameFlags::NOREPLACE) {
+            Ok(()) => return remove_tree(dir, away.as_ref()),
+            // Another delete of the same name is removing that one.
+            Err(Errno::EXIST) => {}
+            // Another delete took it first.
+            Err(Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(io::Error::other(format!(
+        "all {MAX_SLOTS} reserved names to delete {name:?} are in use"
+    )))
+}
+
+/// Removes what interrupted deletes of the directory `name` of `dir` left (see
+/// [`delete_dir`]); probes like [`reclaim_slots`].
+fn reclaim_deleted(dir: &Dir, name: &str) -> io::Result<()> {
+    let mut missing = 0;
+    for k in 0..MAX_SLOTS {
+        let away = names::deleted(name, k);
+        match rustix::fs::statat(dir, &away, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(_) => {
+                missing = 0;
+                remove_tree(dir, away.as_ref())?;
+            }
+            Err(rustix::io::Errno::NOENT) => {
+                missing += 1;
+                if missing == PROBE_GAP {
+                    break;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Removes the directory `name` of `dir` and everything below it, never following a symlink
+/// (a symlink below is removed itself).
+///
+/// Unlike a plain recursive removal it lets the tree change meanwhile: an entry that another
+/// call removed or renamed first is skipped, and a directory that concurrent writes refilled
+/// before its own removal is emptied again, up to [`MAX_ATTEMPTS`] times.
+fn remove_tree(dir: &Dir, name: &OsStr) -> io::Result<()> {
+    use rustix::io::Errno;
+    for _ in 0..MAX_ATTEMPTS {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let sub = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+            Ok(fd) => Dir::from_std_file(File::from(fd)),
+            Err(Errno::NOENT) => return Ok(()),
+            // A file or a symlink where the directory was.
+            Err(Errno::NOTDIR | Errno::LOOP) => return unlink(dir, name),
+            Err(e) => return Err(e.into()),
+        };
+        for entry in sub.entries()? {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            let entry_name = entry.file_name();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => remove_tree(&sub, &entry_name)?,
+                Ok(_) => unlink(&sub, &entry_name)?,
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
+            Ok(()) | Err(Errno::NOENT) => return Ok(()),
+            // Refilled meanwhile: empty it again.
+            Err(Errno::NOTEMPTY | Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(io::ErrorKind::DirectoryNotEmpty.into())
+}
+
+/// Removes the entry `name` of `dir` that is not a directory; one already gone is fine, and
+/// one that turned into a directory meanwhile goes as a tree.
+fn unlink(dir: &Dir, name: &OsStr) -> io::Result<()> {
+    use rustix::io::Errno;
+    match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(Errno::ISDIR) => remove_tree(dir, name),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -219,6 +337,8 @@ mod tests {
         reclaim_slots(&dir, "f")?;
         assert!(!tmp.path().join("f#tmp-0").exists());
         assert!(tmp.path().join("f#tmp-1").exists(), "a slot in use stays");
+        // Slot 0 is free again: the next claim takes it, and the probe finds slot 1 past it.
+        drop(claim_slot(&dir, "f")?);
         drop(second);
         reclaim_slots(&dir, "f")?;
         assert!(!tmp.path().join("f#tmp-1").exists());

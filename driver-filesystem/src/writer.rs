@@ -54,6 +54,9 @@ pub(crate) struct FsWriter {
     file: Option<File>,
     /// The upload file's identity, to tell whether it is still the path's upload.
     identity: Identity,
+    /// The directory of the upload, open: the upload is in it as long as it is this writer's
+    /// (a delete that removes the directory removes the upload first).
+    dir: Arc<Dir>,
     /// Large writes, in order, waiting to be written (the coalescing buffer comes after them).
     pending: Vec<Bytes>,
     /// Small writes, coalesced.
@@ -83,6 +86,12 @@ struct Opened {
     len: u64,
 }
 
+/// An opened upload and its directory.
+struct OpenedIn {
+    opened: Opened,
+    dir: Dir,
+}
+
 /// Makes a new, empty upload for the entry `name` of `dir` and puts it under the upload
 /// name, superseding any earlier upload. Runs under the directory's lock.
 fn start(dir: &Dir, name: &str) -> io::Result<Opened> {
@@ -92,7 +101,7 @@ fn start(dir: &Dir, name: &str) -> io::Result<Opened> {
         return Err(e.into());
     }
     Ok(Opened {
-        identity: Identity::of(&slot.file)?,
+        identity: slot.identity,
         file: slot.file,
         len: 0,
     })
@@ -132,7 +141,7 @@ fn resume(dir: &Dir, name: &str) -> io::Result<Option<Opened>> {
     });
     match copied {
         Ok(len) => Ok(Some(Opened {
-            identity: Identity::of(&slot.file)?,
+            identity: slot.identity,
             file: slot.file,
             len,
         })),
@@ -144,7 +153,7 @@ fn resume(dir: &Dir, name: &str) -> io::Result<Option<Opened>> {
 }
 
 /// Opens the upload of a new writer of `path`; see [`FsWriter::open`].
-fn open_upload(inner: &Inner, path: &str, append: bool) -> Result<Opened> {
+fn open_upload(inner: &Inner, path: &str, append: bool) -> Result<OpenedIn> {
     let (_, name) = root::split(path);
     let mut attempt = 0;
     loop {
@@ -166,7 +175,7 @@ fn open_upload(inner: &Inner, path: &str, append: bool) -> Result<Opened> {
             }
         };
         match opened {
-            Ok(Some(opened)) => return Ok(opened),
+            Ok(Some(opened)) => return Ok(OpenedIn { opened, dir }),
             Ok(None) => break,
             // A concurrent delete pruned the directory.
             Err(e) if is_not_found(&e) && attempt < MAX_ATTEMPTS => continue,
@@ -188,18 +197,9 @@ fn open_upload(inner: &Inner, path: &str, append: bool) -> Result<Opened> {
     }
 }
 
-/// Whether the file of `identity` is still the upload of `path`: `None` when the upload's
-/// directory is gone.
-fn still_current(inner: &Inner, path: &str, identity: Identity) -> io::Result<bool> {
-    let dir = match inner.root.open_parent(path, false) {
-        Ok(dir) => dir,
-        Err(e) if is_not_found(&e) || e.kind() == io::ErrorKind::NotADirectory => {
-            return Ok(false);
-        }
-        Err(e) => return Err(e),
-    };
-    let (_, name) = root::split(path);
-    Ok(Identity::of_entry(&dir, &names::upload(name))? == Some(identity))
+/// Whether the file of `identity` is still the upload of the entry `name` of `dir`.
+fn still_current(dir: &Dir, name: &str, identity: Identity) -> io::Result<bool> {
+    Ok(Identity::of_entry(dir, &names::upload(name))? == Some(identity))
 }
 
 /// Writes `chunks` in order.
@@ -232,7 +232,7 @@ impl FsWriter {
         path: &str,
         append: bool,
     ) -> Result<Self> {
-        let opened = {
+        let OpenedIn { opened, dir } = {
             let inner = Arc::clone(&inner);
             let owned = path.to_owned();
             blocking
@@ -245,6 +245,7 @@ impl FsWriter {
             path: path.to_owned(),
             file: Some(opened.file),
             identity: opened.identity,
+            dir: Arc::new(dir),
             pending: Vec::new(),
             small: BytesMut::new(),
             buffered: 0,
@@ -296,12 +297,12 @@ impl FsWriter {
         let chunks = self.take_buffered();
         let mut file = self.take_file()?;
         let path = self.path.clone();
-        let inner = Arc::clone(&self.inner);
+        let dir = Arc::clone(&self.dir);
         let identity = self.identity;
         let (file, result) = self
             .blocking
             .run(operation, &self.path, move || {
-                match still_current(&inner, &path, identity) {
+                match still_current(&dir, root::split(&path).1, identity) {
                     Ok(true) => {}
                     Ok(false) => return Ok((file, Ok(Checked::Superseded))),
                     Err(e) => return Ok((file, Err(io_error(operation, &path, e)))),
@@ -367,14 +368,14 @@ impl FileWriter for FsWriter {
         }
         self.flush("close", self.inner.config.fsync()).await?;
         let file = self.take_file()?;
-        let inner = Arc::clone(&self.inner);
+        let dir = Arc::clone(&self.dir);
         let path = self.path.clone();
         let identity = self.identity;
         let current = self
             .blocking
             .run("close", &self.path, move || {
-                let current =
-                    still_current(&inner, &path, identity).map_err(|e| io_error("close", &path, e));
+                let current = still_current(&dir, root::split(&path).1, identity)
+                    .map_err(|e| io_error("close", &path, e));
                 // Closing the file releases its lock: the upload is free to resume.
                 drop(file);
                 current
@@ -393,12 +394,13 @@ impl FileWriter for FsWriter {
         self.take_buffered();
         let file = self.take_file()?;
         let inner = Arc::clone(&self.inner);
+        let dir = Arc::clone(&self.dir);
         let path = self.path.clone();
         let identity = self.identity;
         let outcome = self
             .blocking
             .run("cancel", &self.path, move || {
-                let outcome = cancel_upload(&inner, &path, identity)
+                let outcome = cancel_upload(&inner, &dir, &path, identity)
                     .map_err(|e| io_error("cancel", &path, e));
                 drop(file);
                 outcome
@@ -425,6 +427,7 @@ impl FileWriter for FsWriter {
         let chunks = self.take_buffered();
         let mut file = self.take_file()?;
         let inner = Arc::clone(&self.inner);
+        let dir = Arc::clone(&self.dir);
         let path = self.path.clone();
         let identity = self.identity;
         let outcome = self
@@ -434,7 +437,8 @@ impl FileWriter for FsWriter {
                 if written.is_ok() && fsync {
                     written = file.sync_data();
                 }
-                let published = written.and_then(|()| publish_upload(&inner, &path, identity));
+                let published =
+                    written.and_then(|()| publish_upload(&inner, &dir, &path, identity));
                 let len = file.metadata().map(|m| m.len()).ok();
                 Ok(match published {
                     Ok(Checked::Done(Ok(()))) => Commit::Done,
@@ -473,22 +477,21 @@ impl FileWriter for FsWriter {
     }
 }
 
-/// Removes the upload of `path` if it is still the file of `identity`, under the directory's
-/// lock, then prunes the directories it leaves empty.
-fn cancel_upload(inner: &Inner, path: &str, identity: Identity) -> io::Result<Checked<()>> {
+/// Removes the upload of `path` (in `dir`) if it is still the file of `identity`, under the
+/// directory's lock, then prunes the directories it leaves empty.
+fn cancel_upload(
+    inner: &Inner,
+    dir: &Dir,
+    path: &str,
+    identity: Identity,
+) -> io::Result<Checked<()>> {
     let (parent, name) = root::split(path);
-    let dir = match inner.root.open_parent(path, false) {
-        Ok(dir) => dir,
-        Err(e) if is_not_found(&e) => return Ok(Checked::Superseded),
-        Err(e) => return Err(e),
-    };
     {
-        let _lock = DirLock::acquire(&dir)?;
-        let upload = names::upload(name);
-        if Identity::of_entry(&dir, &upload)? != Some(identity) {
+        let _lock = DirLock::acquire(dir)?;
+        if !still_current(dir, name, identity)? {
             return Ok(Checked::Superseded);
         }
-        match dir.remove_file(&upload) {
+        match dir.remove_file(names::upload(name)) {
             Err(e) if !is_not_found(&e) => return Err(e),
             _ => {}
         }
@@ -497,29 +500,25 @@ fn cancel_upload(inner: &Inner, path: &str, identity: Identity) -> io::Result<Ch
     Ok(Checked::Done(()))
 }
 
-/// Renames the upload of `path` over its target if it is still the file of `identity`, under
-/// the directory's lock, then flushes the directory if `fsync` is on (the inner result).
+/// Renames the upload of `path` (in `dir`) over its target if it is still the file of
+/// `identity`, under the directory's lock, then flushes the directory if `fsync` is on (the
+/// inner result).
 fn publish_upload(
     inner: &Inner,
+    dir: &Dir,
     path: &str,
     identity: Identity,
 ) -> io::Result<Checked<io::Result<()>>> {
     let (_, name) = root::split(path);
-    let dir = match inner.root.open_parent(path, false) {
-        Ok(dir) => dir,
-        Err(e) if is_not_found(&e) => return Ok(Checked::Superseded),
-        Err(e) => return Err(e),
-    };
     {
-        let _lock = DirLock::acquire(&dir)?;
-        let upload = names::upload(name);
-        if Identity::of_entry(&dir, &upload)? != Some(identity) {
+        let _lock = DirLock::acquire(dir)?;
+        if !still_current(dir, name, identity)? {
             return Ok(Checked::Superseded);
         }
         match staging::publish(
             inner.root.dir(),
-            (&dir, &upload),
-            (&dir, name),
+            (dir, &names::upload(name)),
+            (dir, name),
             root::relative(path),
         ) {
             Ok(()) => {}
@@ -529,7 +528,7 @@ fn publish_upload(
         }
     }
     let synced = if inner.config.fsync() {
-        staging::sync_dir(&dir)
+        staging::sync_dir(dir)
     } else {
         Ok(())
     };

@@ -44,6 +44,13 @@ pub const READ_CHUNK_SIZE: usize = store::READ_CHUNK_SIZE;
 ///   [`Error::Conflict`] leaves its content as a pending upload that `writer(path, true)`
 ///   resumes. Pending uploads are invisible to reads, listings and `stat`, are not moved by
 ///   `rename`, and go with `delete` of their path or a directory above it.
+/// - Two writers for one path: the later one takes over. Opening a writer makes it the owner
+///   of the path's upload and marks the writer that owned it superseded; from then on that
+///   writer's `write`, `close`, `commit` and `cancel` fail with [`Error::WriterFinished`] in
+///   state `superseded` and change nothing, and dropping it changes nothing either. A writer
+///   keeps its own writes in a buffer of its own until it closes or commits, so a writer
+///   resumed while another is open starts from what the upload held when that one opened
+///   (empty for `append == false`), never from the other's unpublished writes.
 /// - `writer(path, true)` on committed non-empty content is [`Error::Unsupported`], and so is
 ///   `url_for`.
 ///
@@ -124,10 +131,17 @@ impl StorageDriver for InMemoryDriver {
         path::check(NAME, path)?;
         let mut store = store::write(&self.store);
         let (content, dropped) = if append {
-            match store.take_upload(path) {
+            match store.share_upload(path) {
+                // The upload as it is now: closed content, or what the open writer this one
+                // supersedes started from (its own writes are its own).
                 Some(pending) => (pending, None),
                 None => match store.file_len(path) {
-                    Some(0) => (Content::default(), None),
+                    // Committed empty content: an empty upload, resumable by a later writer
+                    // that takes over from this one.
+                    Some(0) => (
+                        Content::default(),
+                        store.put_upload(path, Content::default()),
+                    ),
                     Some(_) => {
                         return Err(Error::unsupported(NAME, "append to committed content"));
                     }
@@ -136,14 +150,21 @@ impl StorageDriver for InMemoryDriver {
             }
         } else {
             store.check_no_ancestor_file(path)?;
-            (Content::default(), store.take_upload(path))
+            // New, empty content: an earlier upload is dropped, and a writer that takes over
+            // from this one while it is open resumes the empty upload.
+            (
+                Content::default(),
+                store.put_upload(path, Content::default()),
+            )
         };
+        let superseded = store.take_ownership(path);
         drop(store);
         drop(dropped);
         Ok(Box::new(InMemoryWriter::new(
             Arc::clone(&self.store),
             path.to_owned(),
             content,
+            superseded,
         )))
     }
 

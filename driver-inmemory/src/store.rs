@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::mem;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime};
 
@@ -192,6 +193,16 @@ impl Content {
         self.len
     }
 
+    /// The same content, sharing the sealed chunks (reference counts, no copy) and copying
+    /// only the unsealed tail (empty in stored uploads, which are sealed).
+    pub(crate) fn share(&self) -> Content {
+        Content {
+            chunks: self.chunks.clone(),
+            tail: self.tail.clone(),
+            len: self.len,
+        }
+    }
+
     /// Appends `data`.
     pub(crate) fn push(&mut self, data: Bytes) {
         if data.is_empty() {
@@ -249,9 +260,13 @@ impl Content {
 pub(crate) struct Store {
     /// Committed files, by path.
     files: BTreeMap<String, FileEntry>,
-    /// Content of writers that were closed (or dropped) without committing, by path. Invisible
-    /// to every read operation.
+    /// The upload of each path: the content of writers that were closed (or dropped) without
+    /// committing, or, while a writer is open, what that writer started from. Invisible to
+    /// every read operation.
     uploads: HashMap<String, Content>,
+    /// The open writer that owns each path's upload (the latest one opened), by its
+    /// `superseded` flag: opening another writer for the path sets the flag of the one here.
+    owners: HashMap<String, Arc<AtomicBool>>,
 }
 
 /// The store shared by every clone of a driver and by its writers.
@@ -384,6 +399,29 @@ impl Store {
     /// replaced one, for the caller to drop outside the lock.
     pub(crate) fn put_upload(&mut self, path: &str, content: Content) -> Option<Content> {
         self.uploads.insert(path.to_owned(), content)
+    }
+
+    /// The pending upload at `path`, shared (its chunks are reference counted, not copied).
+    pub(crate) fn share_upload(&self, path: &str) -> Option<Content> {
+        self.uploads.get(path).map(Content::share)
+    }
+
+    /// Makes a new writer the owner of `path`'s upload, marking any open one superseded;
+    /// returns the new writer's flag, set once a later writer supersedes it.
+    pub(crate) fn take_ownership(&mut self, path: &str) -> Arc<AtomicBool> {
+        let flag = Arc::new(AtomicBool::new(false));
+        if let Some(previous) = self.owners.insert(path.to_owned(), Arc::clone(&flag)) {
+            previous.store(true, Ordering::Release);
+        }
+        flag
+    }
+
+    /// The writer whose flag is `flag` is done with `path`: it no longer owns the upload.
+    /// (A superseded writer owns nothing, so this changes nothing for it.)
+    pub(crate) fn release(&mut self, path: &str, flag: &Arc<AtomicBool>) {
+        if self.owners.get(path).is_some_and(|f| Arc::ptr_eq(f, flag)) {
+            self.owners.remove(path);
+        }
     }
 
     /// Facts about the file or directory at `path` (the root included).

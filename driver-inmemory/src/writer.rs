@@ -2,16 +2,21 @@
 
 use std::fmt;
 use std::mem;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use storagedriver::{FileWriter, Result, WriterState};
 
 use crate::NAME;
-use crate::store::{self, Content, Shared};
+use crate::store::{self, Content, Shared, Store};
 
 /// Builds content for one path in a buffer of its own, and takes the store's lock only to
 /// hand the content over at `close`, `commit` or drop: a long write never blocks anyone.
+///
+/// The writer owns the path's upload until a later writer for the path takes it over (the
+/// store then sets `superseded`); from then on it changes nothing.
 pub(crate) struct InMemoryWriter {
     store: Shared,
     path: String,
@@ -20,29 +25,74 @@ pub(crate) struct InMemoryWriter {
     /// hand the content over (Go's `Size` answers the same after `Close`).
     size: u64,
     state: WriterState,
+    /// Set by the store, under its lock, when a later writer for the path is opened.
+    superseded: Arc<AtomicBool>,
 }
 
 impl InMemoryWriter {
     /// A writer for `path` that starts with `content` (resumed from a pending upload, or
-    /// empty).
-    pub(crate) fn new(store: Shared, path: String, content: Content) -> Self {
+    /// empty), and that the store marks through `superseded` when a later writer takes over.
+    pub(crate) fn new(
+        store: Shared,
+        path: String,
+        content: Content,
+        superseded: Arc<AtomicBool>,
+    ) -> Self {
         InMemoryWriter {
             store,
             path,
             size: content.len(),
             content,
             state: WriterState::Open,
+            superseded,
         }
     }
 
+    /// Ok while open and not superseded; otherwise the WriterFinished to answer. A writer
+    /// found superseded lets go of its content.
+    fn check_open(&mut self) -> Result<()> {
+        if self.state == WriterState::Open && self.superseded.load(Ordering::Acquire) {
+            self.become_superseded();
+        }
+        self.state.ensure_open(NAME, &self.path)
+    }
+
+    /// True, with the store's lock held (`_locked` proves it), that no later writer took
+    /// over; the store sets the flag under the same lock, so the answer holds until the lock
+    /// is released.
+    fn owns(&self, _locked: &Store) -> bool {
+        !self.superseded.load(Ordering::Acquire)
+    }
+
+    /// The WriterFinished of a writer found superseded, which lets go of its content.
+    fn superseded_error(&mut self) -> Result<()> {
+        self.become_superseded();
+        self.state.ensure_open(NAME, &self.path)
+    }
+
+    fn become_superseded(&mut self) {
+        self.state = WriterState::Superseded;
+        drop(mem::take(&mut self.content));
+    }
+
     /// Leaves the content as the pending upload of the path, resumable with
-    /// `writer(path, true)`.
-    fn park(&mut self) {
+    /// `writer(path, true)`, unless a later writer took over; either way the writer no longer
+    /// owns the path.
+    fn park(&mut self) -> Result<()> {
         let mut content = mem::take(&mut self.content);
         content.seal_tail();
-        let replaced = store::write(&self.store).put_upload(&self.path, content);
+        let mut guard = store::write(&self.store);
+        if !self.owns(&guard) {
+            drop(guard);
+            drop(content);
+            return self.superseded_error();
+        }
+        let replaced = guard.put_upload(&self.path, content);
+        guard.release(&self.path, &self.superseded);
+        drop(guard);
         // Freed once the lock is released.
         drop(replaced);
+        Ok(())
     }
 }
 
@@ -59,7 +109,7 @@ impl fmt::Debug for InMemoryWriter {
 #[async_trait]
 impl FileWriter for InMemoryWriter {
     async fn write(&mut self, data: Bytes) -> Result<()> {
-        self.state.ensure_open(NAME, &self.path)?;
+        self.check_open()?;
         self.size += data.len() as u64;
         self.content.push(data);
         Ok(())
@@ -69,41 +119,63 @@ impl FileWriter for InMemoryWriter {
         self.size
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(driver = NAME, path = %self.path, size = self.size))]
+    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = NAME, path = %self.path, size = self.size))]
     async fn close(&mut self) -> Result<()> {
-        if self.state != WriterState::Open {
-            return Ok(());
+        match self.state {
+            WriterState::Open => {}
+            WriterState::Superseded => return self.state.ensure_open(NAME, &self.path),
+            _ => return Ok(()),
         }
+        self.check_open()?;
+        self.park()?;
         self.state = WriterState::Closed;
-        self.park();
         Ok(())
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(driver = NAME, path = %self.path, size = self.size))]
+    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = NAME, path = %self.path, size = self.size))]
     async fn cancel(&mut self) -> Result<()> {
-        self.state.ensure_open(NAME, &self.path)?;
+        self.check_open()?;
+        let content = mem::take(&mut self.content);
+        let mut guard = store::write(&self.store);
+        if !self.owns(&guard) {
+            drop(guard);
+            drop(content);
+            return self.superseded_error();
+        }
+        let upload = guard.take_upload(&self.path);
+        guard.release(&self.path, &self.superseded);
+        drop(guard);
+        // Freed once the lock is released.
+        drop(upload);
+        drop(content);
         self.state = WriterState::Cancelled;
-        // The writer owns its content (a resumed upload left the store when it was resumed),
-        // so discarding it touches nothing shared.
-        drop(mem::take(&mut self.content));
         Ok(())
     }
 
     #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = NAME, path = %self.path, size = self.size))]
     async fn commit(&mut self) -> Result<()> {
-        self.state.ensure_open(NAME, &self.path)?;
+        self.check_open()?;
         let data = mem::take(&mut self.content).into_data();
         let mut guard = store::write(&self.store);
+        if !self.owns(&guard) {
+            drop(guard);
+            drop(data);
+            return self.superseded_error();
+        }
         match guard.put(&self.path, data.clone()) {
             Ok(replaced) => {
+                let upload = guard.take_upload(&self.path);
+                guard.release(&self.path, &self.superseded);
                 drop(guard);
                 drop(replaced);
+                drop(upload);
                 self.state = WriterState::Committed;
                 Ok(())
             }
             Err(err) => {
                 // Nothing is lost: the content stays resumable with `writer(path, true)`.
                 let replaced = guard.put_upload(&self.path, Content::from_data(data));
+                guard.release(&self.path, &self.superseded);
                 drop(guard);
                 drop(replaced);
                 self.state = WriterState::Closed;
@@ -115,14 +187,21 @@ impl FileWriter for InMemoryWriter {
 
 impl Drop for InMemoryWriter {
     fn drop(&mut self) {
-        if self.state == WriterState::Open {
-            tracing::debug!(
+        if self.state != WriterState::Open {
+            return;
+        }
+        match self.park() {
+            Ok(()) => tracing::debug!(
                 driver = NAME,
                 path = %self.path,
                 size = self.size,
                 "writer dropped while open; its content stays resumable"
-            );
-            self.park();
+            ),
+            Err(_) => tracing::debug!(
+                driver = NAME,
+                path = %self.path,
+                "superseded writer dropped; nothing changes"
+            ),
         }
     }
 }

@@ -107,6 +107,57 @@ async fn writer_lifecycle() -> TestResult {
     Ok(())
 }
 
+fn superseded<T: std::fmt::Debug>(result: storagedriver::Result<T>) -> bool {
+    matches!(result, Err(Error::WriterFinished { ref state, .. }) if state == "superseded")
+}
+
+#[tokio::test]
+async fn later_writer_takes_over() -> TestResult {
+    let driver = InMemoryDriver::new();
+
+    // The motivating interleaving: the superseded commit publishes nothing, the later one
+    // publishes exactly its own bytes.
+    let mut w1 = driver.writer("/p", false).await?;
+    let mut w2 = driver.writer("/p", false).await?;
+    assert!(superseded(w1.write(Bytes::from(vec![b'A'; 20])).await));
+    w2.write(Bytes::from(vec![b'B'; 10])).await?;
+    assert!(superseded(w1.commit().await));
+    assert!(not_found(driver.get_content("/p").await));
+    w2.commit().await?;
+    assert_eq!(driver.get_content("/p").await?, Bytes::from(vec![b'B'; 10]));
+    assert!(superseded(w1.cancel().await));
+    assert!(superseded(w1.close().await));
+    assert_eq!(driver.get_content("/p").await?, Bytes::from(vec![b'B'; 10]));
+
+    // A resume while a writer is open starts from the upload that writer started from.
+    let mut w0 = driver.writer("/q", false).await?;
+    w0.write(b("base")).await?;
+    w0.close().await?;
+    let mut w1 = driver.writer("/q", true).await?;
+    w1.write(b("-first")).await?;
+    let mut w2 = driver.writer("/q", true).await?;
+    assert_eq!(w2.size(), 4);
+    w2.write(b("-second")).await?;
+    assert!(superseded(w1.close().await));
+    w2.close().await?;
+    // A superseded writer dropped while open leaves the upload alone.
+    let mut w3 = driver.writer("/q", true).await?;
+    let w4 = driver.writer("/q", true).await?;
+    assert!(superseded(w3.write(b("lost")).await));
+    drop(w3);
+    assert_eq!(w4.size(), 11);
+    drop(w4);
+    let mut w5 = driver.writer("/q", true).await?;
+    assert_eq!(w5.size(), 11);
+    w5.commit().await?;
+    assert_eq!(driver.get_content("/q").await?, b("base-second"));
+    assert_eq!(
+        format!("{driver:?}"),
+        "InMemoryDriver { files: 2, uploads: 0 }"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn zero_length_put_then_append() -> TestResult {
     let driver = InMemoryDriver::new();

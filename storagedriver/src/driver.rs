@@ -145,7 +145,9 @@ pub trait StorageDriver: Send + Sync + Debug {
     ///   ([`crate::Error::InvalidPath`]).
     /// - Only `path` and what lies below it go: deleting `/a/b` never touches `/a/bc` or
     ///   `/a/b-c/x`.
-    /// - Uncommitted writer content below `path` goes too.
+    /// - Uncommitted writer content below `path` goes too, also that of a writer still open:
+    ///   its next `close`, `commit` or `cancel` fails with [`crate::Error::PathNotFound`] or
+    ///   [`crate::Error::WriterFinished`] in state `superseded`, and publishes nothing.
     async fn delete(&self, path: &str) -> Result<()>;
 
     /// A URL that a plain HTTP client can fetch without credentials, with the method of

@@ -110,6 +110,12 @@ macro_rules! __for_each_case {
             driver writer_commit_visibility,
             driver writer_use_after_finish,
             driver writer_dropped,
+            driver writer_takeover_commit_commit,
+            driver writer_takeover_cancel_after_commit,
+            driver writer_takeover_cancel_before_commit,
+            driver writer_takeover_write_after_commit,
+            driver writer_takeover_resume,
+            driver writer_takeover_close_then_resume,
             driver list_sorted,
             driver list_root,
             driver list_empty_root,
@@ -140,6 +146,7 @@ macro_rules! __for_each_case {
             shared concurrent_readers,
             shared concurrent_writers,
             shared concurrent_put_same_path,
+            shared concurrent_mixed_operations,
             custom model_random_operations,
         }
     };

@@ -5,6 +5,7 @@
 //! | `STORAGEDRIVER_SUITE=full` | the Go sizes: 5 GiB stream, 32 writers × 32 MiB, 10 readers of 128 MiB |
 //! | `STORAGEDRIVER_LARGE_STREAM_MIB=N` | the large stream's size in MiB, in either mode |
 //! | `STORAGEDRIVER_MODEL_CASES=N` | how many random sequences the model test runs |
+//! | `STORAGEDRIVER_MIXED_SEED=N` | the seed of the concurrent mixed-operations test (default: random, printed on failure) |
 //! | `STORAGEDRIVER_REQUIRE_SERVERS=1` | a skipped fixture fails its test (CI sets it) |
 
 const MIB: u64 = 1 << 20;
@@ -22,6 +23,10 @@ pub struct Sizes {
     pub concurrent_read_file: u64,
     /// Random operation sequences the model test runs.
     pub model_cases: u32,
+    /// Concurrent tasks of the mixed-operations test.
+    pub mixed_tasks: usize,
+    /// Operations each task of the mixed-operations test runs.
+    pub mixed_ops: usize,
 }
 
 impl Sizes {
@@ -32,6 +37,8 @@ impl Sizes {
         concurrent_writer_bytes: 8 * MIB,
         concurrent_read_file: 32 * MIB,
         model_cases: 128,
+        mixed_tasks: 16,
+        mixed_ops: 100,
     };
 
     /// The Go sizes.
@@ -41,6 +48,8 @@ impl Sizes {
         concurrent_writer_bytes: 32 * MIB,
         concurrent_read_file: 128 * MIB,
         model_cases: 1024,
+        mixed_tasks: 32,
+        mixed_ops: 400,
     };
 
     /// The sizes the environment asks for.
@@ -58,6 +67,12 @@ impl Sizes {
         }
         sizes
     }
+}
+
+/// The seed the environment gives the concurrent mixed-operations test
+/// (`STORAGEDRIVER_MIXED_SEED`), if any.
+pub fn mixed_seed() -> Option<u64> {
+    env_number("STORAGEDRIVER_MIXED_SEED")
 }
 
 fn env_number(name: &str) -> Option<u64> {

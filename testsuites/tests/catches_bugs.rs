@@ -3,14 +3,15 @@
 //! passes it.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use driver_inmemory::InMemoryDriver;
 use storagedriver::{
-    ByteStream, Capabilities, Error, FileInfo, FileWriter, Result, StorageDriver, UrlOptions,
+    ByteStream, Capabilities, Error, FileInfo, FileWriter, Result, Retry, StorageDriver, UrlOptions,
 };
 use testsuites::{CASES, Fixture, make_fixture, run_case};
 
@@ -28,12 +29,19 @@ enum Bug {
     AppendLosesResumed,
     /// InvalidPath comes back as PathNotFound.
     InvalidPathAsNotFound,
+    /// Every 20th `put_content` fails with a retryable Backend error, changing nothing.
+    FlakyPut,
+    /// `delete` of a directory is a Conflict while a file below it was written within the
+    /// last few milliseconds (a delete racing a write below it).
+    DeleteConflictWhileWriting,
 }
 
 #[derive(Debug)]
 struct Buggy {
     inner: InMemoryDriver,
     bug: Bug,
+    puts: AtomicUsize,
+    last_put: Mutex<Option<(String, Instant)>>,
 }
 
 impl Buggy {
@@ -61,6 +69,18 @@ impl StorageDriver for Buggy {
         self.map_err(self.inner.get_content(path).await)
     }
     async fn put_content(&self, path: &str, content: Bytes) -> Result<()> {
+        let n = self.puts.fetch_add(1, Ordering::Relaxed);
+        if self.bug == Bug::FlakyPut && n % 20 == 19 {
+            return Err(Error::backend(
+                self.name(),
+                "put_content",
+                Some(path),
+                Retry::MayHelp,
+                "connection reset",
+            ));
+        }
+        *self.last_put.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((path.to_owned(), Instant::now()));
         if self.bug == Bug::TornPut && content.len() > 1 {
             self.inner
                 .put_content(path, content.slice(..content.len() / 2))
@@ -113,6 +133,24 @@ impl StorageDriver for Buggy {
                 }
             }
         }
+        if self.bug == Bug::DeleteConflictWhileWriting {
+            let last = self
+                .last_put
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some((written, at)) = last {
+                if written.starts_with(&format!("{path}/"))
+                    && at.elapsed() < Duration::from_millis(5)
+                {
+                    return Err(Error::conflict(
+                        self.name(),
+                        path,
+                        "a file is being written below",
+                    ));
+                }
+            }
+        }
         self.map_err(self.inner.delete(path).await)
     }
     async fn url_for(&self, path: &str, options: &UrlOptions) -> Result<String> {
@@ -130,7 +168,12 @@ fn passes(name: &str, bug: Option<Bug>) -> bool {
     let make = make_fixture(move || async move {
         let inner = InMemoryDriver::new();
         let driver: Arc<dyn StorageDriver> = match bug {
-            Some(bug) => Arc::new(Buggy { inner, bug }),
+            Some(bug) => Arc::new(Buggy {
+                inner,
+                bug,
+                puts: AtomicUsize::new(0),
+                last_put: Mutex::new(None),
+            }),
             None => Arc::new(inner),
         };
         Fixture::new(driver)
@@ -177,6 +220,19 @@ fn append_losing_resumed_bytes_fails_append_resume_small_chunks() {
 #[test]
 fn invalid_path_as_not_found_fails_invalid_paths() {
     assert_caught(Bug::InvalidPathAsNotFound, "invalid_paths");
+}
+
+#[test]
+fn flaky_put_fails_concurrent_mixed_operations() {
+    assert_caught(Bug::FlakyPut, "concurrent_mixed_operations");
+}
+
+#[test]
+fn delete_conflict_while_writing_fails_concurrent_mixed_operations() {
+    assert_caught(
+        Bug::DeleteConflictWhileWriting,
+        "concurrent_mixed_operations",
+    );
 }
 
 #[test]

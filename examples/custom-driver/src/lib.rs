@@ -18,7 +18,11 @@ const NAME: &str = "mapdriver";
 #[derive(Debug, Default)]
 struct State {
     files: BTreeMap<String, (Bytes, SystemTime)>,
+    /// Each path's upload: what a closed writer left, or what the open writer started from.
     uploads: HashMap<String, Vec<u8>>,
+    /// The id of the open writer that owns each path's upload: the latest one opened.
+    owners: HashMap<String, u64>,
+    next_writer: u64,
 }
 
 impl State {
@@ -78,19 +82,28 @@ impl StorageDriver for MapDriver {
     async fn writer(&self, p: &str, append: bool) -> Result<Box<dyn FileWriter>> {
         path::check(NAME, p)?;
         let mut state = self.lock();
+        // Two writers for one path: the later one takes over. The upload stays in the store
+        // (a writer resumed while this one is open starts from it), and this writer becomes
+        // its owner, which supersedes the writer that owned it.
         let buffer = if !append {
-            state.uploads.remove(p);
+            state.uploads.insert(p.to_owned(), Vec::new());
             Vec::new()
-        } else if let Some(resumed) = state.uploads.remove(p) {
-            resumed
+        } else if let Some(resumed) = state.uploads.get(p) {
+            resumed.clone()
         } else {
             match state.files.get(p) {
-                Some((data, _)) if data.is_empty() => Vec::new(),
+                Some((data, _)) if data.is_empty() => {
+                    state.uploads.insert(p.to_owned(), Vec::new());
+                    Vec::new()
+                }
                 Some(_) => return Err(Error::unsupported(NAME, "append to committed content")),
                 None => return Err(Error::path_not_found(NAME, p)),
             }
         };
-        Ok(Box::new(MapWriter { driver: self.clone(), path: p.to_owned(), buffer, state: WriterState::Open }))
+        let id = state.next_writer;
+        state.next_writer += 1;
+        state.owners.insert(p.to_owned(), id);
+        Ok(Box::new(MapWriter { driver: self.clone(), path: p.to_owned(), id, buffer, state: WriterState::Open }))
     }
 
     async fn stat(&self, p: &str) -> Result<FileInfo> {
@@ -151,19 +164,32 @@ impl StorageDriver for MapDriver {
 }
 
 /// The writer: a buffer that goes into the store's uploads on close (or drop) and into its
-/// files on commit.
+/// files on commit, as long as no later writer for the path took over.
 #[derive(Debug)]
 struct MapWriter {
     driver: MapDriver,
     path: String,
+    /// This writer's id; the store's `owners` says whether it still owns the path's upload.
+    id: u64,
     buffer: Vec<u8>,
     state: WriterState,
+}
+
+impl MapWriter {
+    /// Ok while open; once a later writer took over, the writer is superseded: Err.
+    fn check(&mut self, state: &State) -> Result<()> {
+        if self.state == WriterState::Open && state.owners.get(&self.path) != Some(&self.id) {
+            self.state = WriterState::Superseded;
+        }
+        self.state.ensure_open(NAME, &self.path)
+    }
 }
 
 #[async_trait]
 impl FileWriter for MapWriter {
     async fn write(&mut self, data: Bytes) -> Result<()> {
-        self.state.ensure_open(NAME, &self.path)?;
+        let driver = self.driver.clone();
+        self.check(&driver.lock())?;
         self.buffer.extend_from_slice(&data);
         Ok(())
     }
@@ -173,34 +199,52 @@ impl FileWriter for MapWriter {
     }
 
     async fn close(&mut self) -> Result<()> {
+        if self.state == WriterState::Superseded {
+            return self.state.ensure_open(NAME, &self.path);
+        }
         if self.state == WriterState::Open {
+            let driver = self.driver.clone();
+            let mut state = driver.lock();
+            self.check(&state)?;
             self.state = WriterState::Closed;
-            self.driver.lock().uploads.insert(self.path.clone(), self.buffer.clone());
+            state.uploads.insert(self.path.clone(), self.buffer.clone());
+            state.owners.remove(&self.path);
         }
         Ok(())
     }
 
     async fn cancel(&mut self) -> Result<()> {
-        self.state.ensure_open(NAME, &self.path)?;
+        let driver = self.driver.clone();
+        let mut state = driver.lock();
+        self.check(&state)?;
         self.state = WriterState::Cancelled;
         self.buffer.clear();
+        state.uploads.remove(&self.path);
+        state.owners.remove(&self.path);
         Ok(())
     }
 
     async fn commit(&mut self) -> Result<()> {
-        self.state.ensure_open(NAME, &self.path)?;
+        let driver = self.driver.clone();
+        let mut state = driver.lock();
+        self.check(&state)?;
         self.state = WriterState::Committed;
         let data = Bytes::copy_from_slice(&self.buffer);
-        self.driver.lock().files.insert(self.path.clone(), (data, SystemTime::now()));
+        state.files.insert(self.path.clone(), (data, SystemTime::now()));
+        state.uploads.remove(&self.path);
+        state.owners.remove(&self.path);
         Ok(())
     }
 }
 
 impl Drop for MapWriter {
     fn drop(&mut self) {
-        if self.state == WriterState::Open {
+        let driver = self.driver.clone();
+        let mut state = driver.lock();
+        if self.state == WriterState::Open && state.owners.get(&self.path) == Some(&self.id) {
             let buffer = std::mem::take(&mut self.buffer);
-            self.driver.lock().uploads.insert(self.path.clone(), buffer);
+            state.uploads.insert(self.path.clone(), buffer);
+            state.owners.remove(&self.path);
         }
     }
 }

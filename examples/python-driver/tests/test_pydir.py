@@ -973,6 +973,64 @@ def writer_drop_keeps_what_was_written(c, env):
 
 
 @with_driver
+def later_writer_takes_over(c, env):
+    def superseded(op, h):
+        e = expect_error("writer_finished", c.call, op, handle=h)
+        assert e["state"] == "superseded" and e["path"].startswith("/t"), e
+
+    # the interleaving that once published BBBBBBBBBBAAAAAAAAAA: the superseded commit
+    # publishes nothing, the later one exactly its own bytes
+    h1, _ = c.writer("/t/p")
+    h2, _ = c.writer("/t/p")
+    c.write(h1, b"A" * 20)
+    c.write(h2, b"B" * 10)
+    superseded("writer_commit", h1)
+    expect_error("path_not_found", c.get_content, "/t/p")
+    c.call("writer_commit", handle=h2)
+    assert c.get_content("/t/p") == b"B" * 10
+    # after a commit, the superseded writer's cancel changes nothing
+    h1, _ = c.writer("/t/p")
+    c.write(h1, b"C" * (3 * MIB))
+    h2, _ = c.writer("/t/p")
+    c.write(h2, b"D" * (2 * MIB))
+    c.call("writer_commit", handle=h2)
+    superseded("writer_cancel", h1)
+    assert c.get_content("/t/p") == b"D" * (2 * MIB)
+    # a resume takes over from an open writer: a prefix of what it wrote, then its own
+    h0, _ = c.writer("/t/r")
+    c.write(h0, b"0" * 1000)
+    c.call("writer_close", handle=h0)
+    h1, size = c.writer("/t/r", append=True)
+    assert size == 1000
+    c.write(h1, b"1" * (300 * 1024))
+    h2, start = c.writer("/t/r", append=True)
+    assert 1000 <= start <= 1000 + 300 * 1024, start
+    c.write(h2, b"2" * 10)
+    superseded("writer_close", h1)
+    c.call("writer_commit", handle=h2)
+    assert c.get_content("/t/r") == (b"0" * 1000 + b"1" * (300 * 1024))[:start] + b"2" * 10
+    # a superseded close or drop leaves the later writer's upload to resume
+    h1, _ = c.writer("/t/u")
+    c.write(h1, b"old")
+    h2, _ = c.writer("/t/u")
+    c.write(h2, b"newer")
+    c.call("writer_close", handle=h2)
+    superseded("writer_close", h1)
+    h3, _ = c.writer("/t/u")
+    h4, size = c.writer("/t/u", append=True)
+    assert size == 0, size  # h3 started new, empty content
+    assert c.call("writer_drop", handle=h3) is None
+    c.write(h4, b"x")
+    c.call("writer_close", handle=h4)
+    h5, size = c.writer("/t/u", append=True)
+    assert size == 1, size
+    c.call("writer_cancel", handle=h5)
+    # superseded writers leave no staging file behind
+    for dirpath, dirs, files in os.walk(env.root):
+        assert not any("#w-" in f for f in files), (dirpath, files)
+
+
+@with_driver
 def failed_write_is_answered_to_the_next_finishing_request(c, env):
     # An upload that is a FIFO whose reader is gone: every write fails (EPIPE).
     fifo = os.path.join(env.root, "kept#upload")
