@@ -342,30 +342,39 @@ fn rename_blocking(inner: &Inner, source: &str, dest: &str) -> Result<()> {
     Ok(())
 }
 
-/// `delete` in one blocking call.
+/// `delete` in one blocking call, in the directory of the path, opened once.
 fn delete_blocking(inner: &Inner, path: &str) -> Result<()> {
+    use rustix::fs::{AtFlags, FileType};
     let root = inner.root.dir();
     let rel = relative(path);
     let (parent, name) = root::split(path);
-    let metadata = match root.metadata(rel) {
-        Ok(metadata) => metadata,
-        Err(e) => {
-            let error = lookup_error("delete", path, e);
-            if error.is_not_found() {
-                // Nothing to delete, but what killed writers left for the path goes.
-                reclaim_leftovers(inner, path, name);
-            }
-            return Err(error);
+    let dir = inner
+        .root
+        .open_parent(path, false)
+        .map_err(|e| lookup_error("delete", path, e))?;
+    let file_type = match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) => FileType::from_raw_mode(stat.st_mode),
+        Err(rustix::io::Errno::NOENT) => {
+            // Nothing to delete, but what killed writers left for the path goes.
+            log_reclaim(path, staging::reclaim_slots(&dir, name));
+            return Err(Error::path_not_found(DRIVER_NAME, path));
         }
+        Err(e) => return Err(lookup_error("delete", path, e.into())),
     };
-    if metadata.is_dir() {
+    // A symlink counts as what it leads to, if that is inside the root; it is the link that
+    // goes.
+    let is_dir = match file_type {
+        FileType::Directory => true,
+        FileType::Symlink => root
+            .metadata(rel)
+            .map_err(|e| lookup_error("delete", path, e))?
+            .is_dir(),
+        _ => false,
+    };
+    if is_dir {
         if !has_visible_file(root, rel).map_err(|u| unreadable("delete", u))? {
             return Err(Error::path_not_found(DRIVER_NAME, path));
         }
-        let dir = inner
-            .root
-            .open_parent(path, false)
-            .map_err(|e| lookup_error("delete", path, e))?;
         staging::delete_dir(&dir, name).map_err(|e| match e.kind() {
             io::ErrorKind::DirectoryNotEmpty => backend(
                 "delete",
@@ -376,29 +385,18 @@ fn delete_blocking(inner: &Inner, path: &str) -> Result<()> {
             _ => io_error("delete", path, e),
         })?;
     } else {
-        root.remove_file(rel)
+        dir.remove_file(name)
             .map_err(|e| lookup_error("delete", path, e))?;
     }
     // The path's own uncommitted upload goes with it, like those below it, and so do the
     // staging slots that killed writers left.
-    if let Ok(dir) = inner.root.open_parent(path, false) {
-        match dir.remove_file(crate::names::upload(name)) {
-            Err(e) if !is_not_found(&e) => return Err(io_error("delete", path, e)),
-            _ => {}
-        }
-        log_reclaim(path, staging::reclaim_slots(&dir, name));
+    match dir.remove_file(crate::names::upload(name)) {
+        Err(e) if !is_not_found(&e) => return Err(io_error("delete", path, e)),
+        _ => {}
     }
+    log_reclaim(path, staging::reclaim_slots(&dir, name));
     staging::prune_empty_dirs(root, parent);
     Ok(())
-}
-
-/// Removes the staging slots of `path` (last component `name`) that killed writers left.
-fn reclaim_leftovers(inner: &Inner, path: &str, name: &str) {
-    let reclaimed = inner
-        .root
-        .open_parent(path, false)
-        .and_then(|dir| staging::reclaim_slots(&dir, name));
-    log_reclaim(path, reclaimed);
 }
 
 /// Reclaiming is tidying: a failure is logged, not returned.

@@ -1352,7 +1352,12 @@ impl IpcFileWriter {
             _ => Request::WriterCommit { handle },
         };
         let mut call = Call::new(&self.client.conn, op, Some(&self.path), CallKind::Plain)?.0;
-        call.run::<serde_json::Value>(&request).await.map(drop)
+        let result = call.run::<serde_json::Value>(&request).await.map(drop);
+        if matches!(&result, Err(Error::WriterFinished { state, .. }) if state == "superseded") {
+            // Every later close, commit or cancel answers the same.
+            self.state = WriterState::Superseded;
+        }
+        result
     }
 }
 
@@ -1386,8 +1391,12 @@ impl FileWriter for IpcFileWriter {
 
     #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.client.conn.name, path = %self.path))]
     async fn close(&mut self) -> Result<()> {
-        if self.state != WriterState::Open {
-            return Ok(());
+        match self.state {
+            WriterState::Open => {}
+            WriterState::Superseded => {
+                return self.state.ensure_open(&self.client.conn.name, &self.path);
+            }
+            _ => return Ok(()),
         }
         self.finish("writer_close", WriterState::Closed).await
     }
