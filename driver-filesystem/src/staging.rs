@@ -28,6 +28,9 @@ use crate::visibility::has_visible_file;
 /// The most staging slots one name has: as many writers of one path at once.
 const MAX_SLOTS: usize = 4096;
 
+/// How many times [`delete_dir`] empties a directory in place before it moves it away.
+const IN_PLACE_PASSES: usize = 3;
+
 /// How many missing slots in a row end [`reclaim_slots`]'s probe.
 const PROBE_GAP: usize = 2;
 
@@ -189,18 +192,24 @@ pub(crate) fn publish(
     }
 }
 
-/// Deletes the directory `name` of `dir` with everything below it, in one step for everyone
-/// else: it is first renamed to a reserved name (`<name>#del-<k>`), so no new write lands in
-/// it and a write that comes later creates the directory anew; then it is removed at leisure.
-/// A removal that a crash interrupted is finished by the next delete of the same name.
+/// Deletes the directory `name` of `dir` with everything below it.
+///
+/// It is emptied and removed in place; if concurrent writes keep refilling it, it is renamed
+/// to a reserved name (`<name>#del-<k>`) instead, so no new write lands in it and a write that
+/// comes later creates the directory anew, and removed from there. A removal that a crash
+/// interrupted there is finished by the next delete of the same name.
 pub(crate) fn delete_dir(dir: &Dir, name: &str) -> io::Result<()> {
     use rustix::fs::RenameFlags;
     use rustix::io::Errno;
     reclaim_deleted(dir, name)?;
+    match remove_tree(dir, name.as_ref(), IN_PLACE_PASSES) {
+        Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {}
+        done => return done,
+    }
     for k in 0..MAX_SLOTS {
         let away = names::deleted(name, k);
         match rustix::fs::renameat_with(dir, name, dir, &away, RenameFlags::NOREPLACE) {
-            Ok(()) => return remove_tree(dir, away.as_ref()),
+            Ok(()) => return remove_tree(dir, away.as_ref(), MAX_ATTEMPTS),
             // Another delete of the same name is removing that one.
             Err(Errno::EXIST) => {}
             // Another delete took it first.
@@ -222,7 +231,7 @@ fn reclaim_deleted(dir: &Dir, name: &str) -> io::Result<()> {
         match rustix::fs::statat(dir, &away, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(_) => {
                 missing = 0;
-                remove_tree(dir, away.as_ref())?;
+                remove_tree(dir, away.as_ref(), MAX_ATTEMPTS)?;
             }
             Err(rustix::io::Errno::NOENT) => {
                 missing += 1;
@@ -241,10 +250,10 @@ fn reclaim_deleted(dir: &Dir, name: &str) -> io::Result<()> {
 ///
 /// Unlike a plain recursive removal it lets the tree change meanwhile: an entry that another
 /// call removed or renamed first is skipped, and a directory that concurrent writes refilled
-/// before its own removal is emptied again, up to [`MAX_ATTEMPTS`] times.
-fn remove_tree(dir: &Dir, name: &OsStr) -> io::Result<()> {
+/// before its own removal is emptied again, up to `passes` times.
+fn remove_tree(dir: &Dir, name: &OsStr, passes: usize) -> io::Result<()> {
     use rustix::io::Errno;
-    for _ in 0..MAX_ATTEMPTS {
+    for _ in 0..passes {
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let sub = match rustix::fs::openat(dir, name, flags, Mode::empty()) {
             Ok(fd) => Dir::from_std_file(File::from(fd)),
@@ -261,7 +270,7 @@ fn remove_tree(dir: &Dir, name: &OsStr) -> io::Result<()> {
             };
             let entry_name = entry.file_name();
             match entry.file_type() {
-                Ok(t) if t.is_dir() => remove_tree(&sub, &entry_name)?,
+                Ok(t) if t.is_dir() => remove_tree(&sub, &entry_name, passes)?,
                 Ok(_) => unlink(&sub, &entry_name)?,
                 Err(e) if is_not_found(&e) => {}
                 Err(e) => return Err(e),
@@ -283,7 +292,7 @@ fn unlink(dir: &Dir, name: &OsStr) -> io::Result<()> {
     use rustix::io::Errno;
     match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
         Ok(()) | Err(Errno::NOENT) => Ok(()),
-        Err(Errno::ISDIR) => remove_tree(dir, name),
+        Err(Errno::ISDIR) => remove_tree(dir, name, MAX_ATTEMPTS),
         Err(e) => Err(e.into()),
     }
 }
