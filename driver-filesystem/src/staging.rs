@@ -56,6 +56,15 @@ fn open_entry(dir: &Dir, name: &str, create: bool) -> io::Result<File> {
     Ok(File::from(rustix::fs::openat(dir, name, flags, mode)?))
 }
 
+/// True when opening a reserved name found a symlink or a directory there: something this
+/// driver never makes, and not its to use or remove.
+fn is_foreign(err: &io::Error) -> bool {
+    matches!(
+        rustix::io::Errno::from_io_error(err),
+        Some(rustix::io::Errno::LOOP | rustix::io::Errno::ISDIR)
+    )
+}
+
 /// Locks the open `file` if it is free and still the entry `name` of `dir`.
 ///
 /// The check after the lock closes the race with the slot's previous owner, which may have
@@ -75,15 +84,7 @@ pub(crate) fn claim_slot(dir: &Dir, name: &str) -> io::Result<Slot> {
         for _ in 0..MAX_ATTEMPTS {
             let file = match open_entry(dir, &slot, true) {
                 Ok(file) => file,
-                // A foreign symlink or directory under a reserved name: not ours to use.
-                Err(e)
-                    if matches!(
-                        rustix::io::Errno::from_io_error(&e),
-                        Some(rustix::io::Errno::LOOP | rustix::io::Errno::ISDIR)
-                    ) =>
-                {
-                    break;
-                }
+                Err(e) if is_foreign(&e) => break,
                 Err(e) => return Err(e),
             };
             if !try_lock(&file)? {
@@ -135,15 +136,7 @@ pub(crate) fn reclaim_slots(dir: &Dir, name: &str) -> io::Result<()> {
                 }
                 continue;
             }
-            // A foreign symlink or directory under a reserved name: not ours to remove.
-            Err(e)
-                if matches!(
-                    rustix::io::Errno::from_io_error(&e),
-                    Some(rustix::io::Errno::LOOP | rustix::io::Errno::ISDIR)
-                ) =>
-            {
-                continue;
-            }
+            Err(e) if is_foreign(&e) => continue,
             Err(e) => return Err(e),
         };
         if lock_if_current(dir, &slot, &file)? {

@@ -60,6 +60,21 @@ async fn write_superseded(w: &mut dyn FileWriter, path: &str, data: &Bytes, what
     }
 }
 
+/// Opens a first writer of `path` and writes `a`, then a second one that supersedes it and
+/// writes `b`.
+async fn both_written(
+    d: &dyn StorageDriver,
+    path: &str,
+    a: &Bytes,
+    b: &Bytes,
+) -> (Box<dyn FileWriter>, Box<dyn FileWriter>) {
+    let mut w1 = ok(d.writer(path, false).await, "first writer");
+    write_all(w1.as_mut(), a, &format!("{path}: first writer's write")).await;
+    let mut w2 = ok(d.writer(path, false).await, "second writer");
+    write_all(w2.as_mut(), b, &format!("{path}: second writer's write")).await;
+    (w1, w2)
+}
+
 /// Asserts `result` is WriterFinished in state `superseded` for `path`.
 fn assert_superseded(result: Result<()>, path: &str, what: &str) {
     match result {
@@ -160,10 +175,7 @@ pub async fn writer_takeover_cancel_after_commit(d: &dyn StorageDriver) {
     for (label, a, b) in payloads(311) {
         let path = format!("/takeover/cancel-after-commit/{label}");
         let path = path.as_str();
-        let mut w1 = ok(d.writer(path, false).await, "first writer");
-        write_all(w1.as_mut(), &a, &format!("{path}: first writer's write")).await;
-        let mut w2 = ok(d.writer(path, false).await, "second writer");
-        write_all(w2.as_mut(), &b, &format!("{path}: second writer's write")).await;
+        let (mut w1, mut w2) = both_written(d, path, &a, &b).await;
         ok(
             w2.commit().await,
             &format!("{path}: commit of the second writer"),
@@ -257,10 +269,7 @@ pub async fn writer_takeover_write_after_commit(d: &dyn StorageDriver) {
     for (label, a, b) in payloads(331) {
         let path = format!("/takeover/write-after-commit/{label}");
         let path = path.as_str();
-        let mut w1 = ok(d.writer(path, false).await, "first writer");
-        write_all(w1.as_mut(), &a, &format!("{path}: first writer's write")).await;
-        let mut w2 = ok(d.writer(path, false).await, "second writer");
-        write_all(w2.as_mut(), &b, &format!("{path}: second writer's write")).await;
+        let (mut w1, mut w2) = both_written(d, path, &a, &b).await;
         ok(
             w2.commit().await,
             &format!("{path}: commit of the second writer"),
