@@ -64,12 +64,12 @@ pub(crate) fn try_lock(file: &File) -> io::Result<bool> {
 
 /// Takes an exclusive lock on `fd`, waiting for it; it is released when `fd` is closed (or
 /// with [`unlock`]).
-pub(crate) fn lock(fd: &impl AsFd) -> io::Result<()> {
+fn lock(fd: &impl AsFd) -> io::Result<()> {
     rustix::fs::flock(fd, FlockOperation::LockExclusive).map_err(io::Error::from)
 }
 
 /// Releases the lock on `fd`.
-pub(crate) fn unlock(fd: &impl AsFd) -> io::Result<()> {
+fn unlock(fd: &impl AsFd) -> io::Result<()> {
     rustix::fs::flock(fd, FlockOperation::Unlock).map_err(io::Error::from)
 }
 
