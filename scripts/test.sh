@@ -6,12 +6,30 @@
 #
 # Environment: STORAGEDRIVER_SUITE=full runs the Go sizes (5 GiB stream, 32 writers × 32 MiB);
 # STORAGEDRIVER_REQUIRE_SERVERS=1 (set here) turns a skipped server-backed fixture into a failure.
+#
+# S3 servers: scripts/servers.sh start runs Garage (single node and a 3-node cluster) and ministack
+# on 127.0.0.1, and the settings it writes (target/servers/s3.env, or under
+# $STORAGEDRIVER_SERVERS_DIR) are sourced; a trap stops them by pid on any exit. A server that
+# fails to start fails the run. STORAGEDRIVER_SERVERS=external skips this: the servers were started
+# elsewhere and their STORAGEDRIVER_S3_* variables are already exported.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export STORAGEDRIVER_REQUIRE_SERVERS="${STORAGEDRIVER_REQUIRE_SERVERS:-1}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+
+if [ "${STORAGEDRIVER_SERVERS:-}" = external ]; then
+    echo "== S3 servers: external (STORAGEDRIVER_SERVERS=external), not started here"
+else
+    echo "== scripts/servers.sh start"
+    trap 'scripts/servers.sh stop' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    scripts/servers.sh start
+    # shellcheck source=/dev/null
+    source "${STORAGEDRIVER_SERVERS_DIR:-$PWD/target/servers}/s3.env"
+fi
 
 echo "== cargo test --workspace --all-features"
 cargo test --workspace --all-features --locked

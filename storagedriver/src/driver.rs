@@ -164,7 +164,8 @@ pub trait StorageDriver: Send + Sync + Debug {
     /// # Behavior
     ///
     /// - `f` steers the walk with [`crate::WalkControl`]: skip a directory, or stop.
-    /// - An entry deleted while the walk runs is skipped, not an error.
+    /// - An entry deleted while the walk runs is not an error: it is skipped, or reported
+    ///   when the driver had listed it before the delete (a walk over one flat listing).
     /// - [`WalkOptions::start_after`] resumes a long walk after a given path.
     /// - A missing `path`, or a file: [`crate::Error::PathNotFound`].
     /// - The default is [`crate::walk::walk_fallback`] (list + stat); drivers may override it

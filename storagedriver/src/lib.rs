@@ -67,6 +67,8 @@ pub mod driver;
 pub mod error;
 pub mod factory;
 pub mod file_info;
+#[cfg(feature = "object-store")]
+pub mod objectstore;
 pub mod params;
 pub mod path;
 pub mod url;

@@ -46,10 +46,31 @@ pub fn ipc_fixture<F>(name: &'static str, executable: &'static str, parameters: 
 where
     F: Fn(&Path) -> Value + Send + Sync + 'static,
 {
+    ipc_fixture_requiring(name, executable, parameters, || Ok(()))
+}
+
+/// Like [`ipc_fixture`], for a driver that needs something the machine may lack (a server):
+/// when `requires` says why not, every fixture is [`Fixture::skipped`] with that reason
+/// (a failure under `STORAGEDRIVER_REQUIRE_SERVERS=1`).
+pub fn ipc_fixture_requiring<F, R>(
+    name: &'static str,
+    executable: &'static str,
+    parameters: F,
+    requires: R,
+) -> MakeFixture
+where
+    F: Fn(&Path) -> Value + Send + Sync + 'static,
+    R: Fn() -> Result<(), String> + Send + Sync + 'static,
+{
     let parameters = Arc::new(parameters);
+    let requires = Arc::new(requires);
     make_fixture(move || {
         let parameters = parameters.clone();
+        let requires = requires.clone();
         async move {
+            if let Err(reason) = requires() {
+                return Fixture::skipped(reason);
+            }
             let dir = match tempfile::tempdir() {
                 Ok(dir) => dir,
                 Err(e) => panic!("cannot create a temporary directory: {e}"),

@@ -42,10 +42,26 @@ macro_rules! register_in_process_suite {
 ///     parameters = |root| testsuites::serde_json::json!({ "rootdirectory": root }),
 /// );
 /// ```
+///
+/// A driver that needs a server adds `requires`, a closure returning `Ok(())` or why the
+/// tests cannot run (`Err(reason)`); the tests are then skipped, or fail under
+/// `STORAGEDRIVER_REQUIRE_SERVERS=1`:
+///
+/// ```ignore
+/// testsuites::register_ipc_suite!(
+///     driver = "s3",
+///     executable = env!("CARGO_BIN_EXE_registry-storage-s3"),
+///     parameters = |root| my_tests::s3_parameters(root),
+///     requires = || my_tests::server_configured(),
+/// );
+/// ```
 #[macro_export]
 macro_rules! register_ipc_suite {
     (driver = $name:expr, executable = $exe:expr, parameters = $params:expr $(,)?) => {
-        $crate::__for_each_case!(__ipc_tests!($name, $exe, $params));
+        $crate::__for_each_case!(__ipc_tests!($name, $exe, $params, || ::core::result::Result::Ok(())));
+    };
+    (driver = $name:expr, executable = $exe:expr, parameters = $params:expr, requires = $requires:expr $(,)?) => {
+        $crate::__for_each_case!(__ipc_tests!($name, $exe, $params, $requires));
     };
 }
 
@@ -53,14 +69,14 @@ macro_rules! register_ipc_suite {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __ipc_tests {
-    (($name:expr, $exe:expr, $params:expr) $($kind:ident $case:ident,)*) => {
+    (($name:expr, $exe:expr, $params:expr, $requires:expr) $($kind:ident $case:ident,)*) => {
         $(
             #[test]
             fn $case() {
                 $crate::run_case(
                     ::core::stringify!($case),
                     $crate::cases::$case,
-                    $crate::ipc::ipc_fixture($name, $exe, $params),
+                    $crate::ipc::ipc_fixture_requiring($name, $exe, $params, $requires),
                 );
             }
         )*
