@@ -73,7 +73,7 @@ const STORAGE_CLASSES: &[&str] = &[
 /// assert_eq!(config.chunk_size, 16 << 20);
 ///
 /// let params = serde_json::from_value(serde_json::json!({ "bucket": "b", "region": "x", "chunksize": 1024 }))?;
-/// let err = S3Config::from_parameters(&params).unwrap_err();
+/// let err = S3Config::from_parameters(&params).expect_err("an error");
 /// assert!(err.to_string().contains("chunksize"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -126,7 +126,10 @@ impl S3Config {
         let mut r = ParamReader::new(DRIVER_NAME, params);
         let bucket = r.required_string("bucket")?;
         let endpoint_param = r.string("regionendpoint")?.filter(|e| !e.is_empty());
-        let region = match (r.string("region")?.filter(|s| !s.is_empty()), &endpoint_param) {
+        let region = match (
+            r.string("region")?.filter(|s| !s.is_empty()),
+            &endpoint_param,
+        ) {
             (Some(region), _) => region,
             (None, Some(_)) => "us-east-1".to_owned(),
             (None, None) => {
@@ -140,20 +143,37 @@ impl S3Config {
         let secure = r.bool("secure")?.unwrap_or(true);
         let endpoint = endpoint_param.map(|e| with_scheme(&e, secure));
         let force_path_style = r.bool("forcepathstyle")?.unwrap_or(false);
-        let access_key = r.string("accesskey")?.filter(|s| !s.is_empty()).or_else(|| env("AWS_ACCESS_KEY_ID"));
-        let secret_key = r.string("secretkey")?.filter(|s| !s.is_empty()).or_else(|| env("AWS_SECRET_ACCESS_KEY"));
-        let session_token = r.string("sessiontoken")?.filter(|s| !s.is_empty()).or_else(|| env("AWS_SESSION_TOKEN"));
+        let access_key = r
+            .string("accesskey")?
+            .filter(|s| !s.is_empty())
+            .or_else(|| env("AWS_ACCESS_KEY_ID"));
+        let secret_key = r
+            .string("secretkey")?
+            .filter(|s| !s.is_empty())
+            .or_else(|| env("AWS_SECRET_ACCESS_KEY"));
+        let session_token = r
+            .string("sessiontoken")?
+            .filter(|s| !s.is_empty())
+            .or_else(|| env("AWS_SESSION_TOKEN"));
         if access_key.is_some() != secret_key.is_some() {
             return Err(Error::invalid_parameter(
                 DRIVER_NAME,
-                if access_key.is_some() { "secretkey" } else { "accesskey" },
+                if access_key.is_some() {
+                    "secretkey"
+                } else {
+                    "accesskey"
+                },
                 "accesskey and secretkey come together (in the parameters or the AWS_ environment variables)",
             ));
         }
         let encrypt = r.bool("encrypt")?.unwrap_or(false);
         let key_id = r.string("keyid")?.filter(|s| !s.is_empty());
         if key_id.is_some() && !encrypt {
-            return Err(Error::invalid_parameter(DRIVER_NAME, "keyid", "needs encrypt = true"));
+            return Err(Error::invalid_parameter(
+                DRIVER_NAME,
+                "keyid",
+                "needs encrypt = true",
+            ));
         }
         let skip_verify = r.bool("skipverify")?.unwrap_or(false);
         let chunk_size = r
@@ -165,7 +185,8 @@ impl S3Config {
         let copy_chunk_size = r
             .u64_in("multipartcopychunksize", MIN_PART_SIZE, MAX_CHUNK_SIZE)?
             .unwrap_or(32 << 20);
-        let copy_concurrency = r.u64_in("multipartcopymaxconcurrency", 1, 64)?.unwrap_or(4) as usize;
+        let copy_concurrency =
+            r.u64_in("multipartcopymaxconcurrency", 1, 64)?.unwrap_or(4) as usize;
         let writer_concurrency = r.u64_in("writerconcurrency", 1, 64)?.unwrap_or(2) as usize;
         let root_directory = r.string("rootdirectory")?.unwrap_or_default();
         let storage_class = match r.string("storageclass")? {
@@ -177,17 +198,40 @@ impl S3Config {
                 return Err(Error::invalid_parameter(
                     DRIVER_NAME,
                     "storageclass",
-                    format!("unknown storage class {class:?} (accepted: {})", STORAGE_CLASSES.join(", ")),
+                    format!(
+                        "unknown storage class {class:?} (accepted: {})",
+                        STORAGE_CLASSES.join(", ")
+                    ),
                 ));
             }
         };
         let user_agent = r.string("useragent")?.filter(|s| !s.is_empty());
-        only(&mut r, "objectacl", "private", "object_store sends no ACL header; S3's default is private")?;
-        only_bool(&mut r, "v4auth", true, "AWS signature version 4 is the only signature")?;
+        only(
+            &mut r,
+            "objectacl",
+            "private",
+            "object_store sends no ACL header; S3's default is private",
+        )?;
+        only_bool(
+            &mut r,
+            "v4auth",
+            true,
+            "AWS signature version 4 is the only signature",
+        )?;
         for key in ["usedualstack", "accelerate", "usefipsendpoint"] {
-            only_bool(&mut r, key, false, "object_store has no such endpoint; give regionendpoint instead")?;
+            only_bool(
+                &mut r,
+                key,
+                false,
+                "object_store has no such endpoint; give regionendpoint instead",
+            )?;
         }
-        only(&mut r, "loglevel", "off", "requests are logged through tracing (RUST_LOG) instead")?;
+        only(
+            &mut r,
+            "loglevel",
+            "off",
+            "requests are logged through tracing (RUST_LOG) instead",
+        )?;
         r.finish()?;
         Ok(S3Config {
             bucket,
@@ -223,7 +267,10 @@ impl S3Config {
             })?;
             client = client.with_user_agent(value);
         }
-        let endpoint = self.endpoint.clone().or_else(|| (!self.secure).then(|| self.plain_http_endpoint()));
+        let endpoint = self
+            .endpoint
+            .clone()
+            .or_else(|| (!self.secure).then(|| self.plain_http_endpoint()));
         let virtual_hosted = !self.force_path_style;
         let mut builder = AmazonS3Builder::new()
             .with_bucket_name(&self.bucket)
@@ -245,7 +292,9 @@ impl S3Config {
         }
         builder = builder.with_virtual_hosted_style_request(virtual_hosted);
         if let (Some(key), Some(secret)) = (&self.access_key, &self.secret_key) {
-            builder = builder.with_access_key_id(key).with_secret_access_key(secret);
+            builder = builder
+                .with_access_key_id(key)
+                .with_secret_access_key(secret);
             if let Some(token) = &self.session_token {
                 builder = builder.with_token(token);
             }
@@ -254,9 +303,11 @@ impl S3Config {
             builder = match &self.key_id {
                 Some(key) => builder.with_sse_kms_encryption(key),
                 None => {
-                    let key = "aws_server_side_encryption".parse::<AmazonS3ConfigKey>().map_err(|e| {
-                        Error::invalid_parameter(DRIVER_NAME, "encrypt", e.to_string())
-                    })?;
+                    let key = "aws_server_side_encryption"
+                        .parse::<AmazonS3ConfigKey>()
+                        .map_err(|e| {
+                            Error::invalid_parameter(DRIVER_NAME, "encrypt", e.to_string())
+                        })?;
                     builder.with_config(key, "AES256")
                 }
             };
@@ -285,8 +336,13 @@ impl S3Config {
     /// The driver: the store, the core's options, and the store as the `url_for` signer.
     pub fn build(&self) -> Result<ObjectStoreDriver> {
         let store = Arc::new(self.build_store()?);
-        Ok(ObjectStoreDriver::new(DRIVER_NAME, store.clone(), &self.root_directory, self.options())?
-            .with_signer(Arc::new(crate::signer::S3Signer(store))))
+        Ok(ObjectStoreDriver::new(
+            DRIVER_NAME,
+            store.clone(),
+            &self.root_directory,
+            self.options(),
+        )?
+        .with_signer(Arc::new(crate::signer::S3Signer(store))))
     }
 
     /// AWS's endpoint over plain HTTP (`secure = false`).
@@ -348,14 +404,20 @@ mod tests {
     use super::*;
 
     fn params(value: serde_json::Value) -> Parameters {
-        serde_json::from_value(value).unwrap()
+        serde_json::from_value(value).expect("a value")
     }
 
     #[test]
     fn endpoints_get_a_scheme_and_a_bucket_host() {
-        assert_eq!(with_scheme("127.0.0.1:3900", false), "http://127.0.0.1:3900");
+        assert_eq!(
+            with_scheme("127.0.0.1:3900", false),
+            "http://127.0.0.1:3900"
+        );
         assert_eq!(with_scheme("minio.local/", true), "https://minio.local");
-        assert_eq!(bucket_host("http://s3.local:9000", "b"), "http://b.s3.local:9000");
+        assert_eq!(
+            bucket_host("http://s3.local:9000", "b"),
+            "http://b.s3.local:9000"
+        );
     }
 
     #[test]
@@ -366,9 +428,11 @@ mod tests {
             ("accelerate", serde_json::json!(true)),
             ("loglevel", serde_json::json!("debug")),
         ] {
-            let mut p = params(serde_json::json!({ "bucket": "b", "region": "r", "accesskey": "a", "secretkey": "s" }));
+            let mut p = params(
+                serde_json::json!({ "bucket": "b", "region": "r", "accesskey": "a", "secretkey": "s" }),
+            );
             p.insert(key.to_owned(), value);
-            let err = S3Config::from_parameters(&p).unwrap_err();
+            let err = S3Config::from_parameters(&p).expect_err("an error");
             assert!(err.to_string().contains(key), "{err}");
         }
     }
@@ -379,7 +443,7 @@ mod tests {
             "bucket": "b", "regionendpoint": "127.0.0.1:9000", "secure": "false",
             "accesskey": "a", "secretkey": "s",
         })))
-        .unwrap();
+        .expect("a value");
         assert_eq!(c.region, "us-east-1");
         assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert_eq!(c.chunk_size, 10 << 20);
@@ -392,7 +456,7 @@ mod tests {
         let err = S3Config::from_parameters(&params(serde_json::json!({
             "bucket": "b", "region": "r", "accesskey": "a", "secretkey": "s", "chunksize": 1 << 20,
         })))
-        .unwrap_err();
+        .expect_err("an error");
         assert_eq!(
             err.to_string(),
             "s3: parameter \"chunksize\": expected an integer from 5242880 to 5368709120, got 1048576"
@@ -400,7 +464,11 @@ mod tests {
         let err = S3Config::from_parameters(&params(serde_json::json!({
             "bucket": "b", "region": "r", "accesskey": "a", "secretkey": "s", "bucketname": "x",
         })))
-        .unwrap_err();
-        assert!(err.to_string().starts_with("s3: parameter \"bucketname\": unknown parameter"), "{err}");
+        .expect_err("an error");
+        assert!(
+            err.to_string()
+                .starts_with("s3: parameter \"bucketname\": unknown parameter"),
+            "{err}"
+        );
     }
 }

@@ -5,8 +5,16 @@
 mod common;
 
 fn parameters(server: &str, root: &std::path::Path) -> testsuites::serde_json::Value {
-    let label = root.file_name().and_then(|n| n.to_str()).unwrap_or("ipc").trim_start_matches('.');
-    match common::server(if server == "garage" { "GARAGE" } else { "MINISTACK" }) {
+    let label = root
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("ipc")
+        .trim_start_matches('.');
+    match common::server(if server == "garage" {
+        "GARAGE"
+    } else {
+        "MINISTACK"
+    }) {
         Ok(s) => s.parameters(&common::unique_root(&format!("ipc-{server}-{label}"))),
         Err(_) => testsuites::serde_json::json!({}),
     }

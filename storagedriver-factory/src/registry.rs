@@ -76,7 +76,7 @@ impl Registry {
     }
 
     /// A registry with the built-in drivers this crate's features enable (`inmemory`,
-    /// `filesystem`).
+    /// `filesystem`, `s3`).
     pub fn with_builtin() -> Self {
         let registry = Self::empty();
         for factory in builtin_factories() {
@@ -201,7 +201,7 @@ fn is_executable(path: &Path) -> bool {
 
 /// The factories of the built-in drivers this crate's features enable.
 fn builtin_factories() -> Vec<Arc<dyn DriverFactory>> {
-    [inmemory_factory(), filesystem_factory()]
+    [inmemory_factory(), filesystem_factory(), s3_factory()]
         .into_iter()
         .flatten()
         .collect()
@@ -224,6 +224,16 @@ fn filesystem_factory() -> Option<Arc<dyn DriverFactory>> {
 
 #[cfg(not(feature = "filesystem"))]
 fn filesystem_factory() -> Option<Arc<dyn DriverFactory>> {
+    None
+}
+
+#[cfg(feature = "s3")]
+fn s3_factory() -> Option<Arc<dyn DriverFactory>> {
+    Some(Arc::new(driver_s3::S3Factory))
+}
+
+#[cfg(not(feature = "s3"))]
+fn s3_factory() -> Option<Arc<dyn DriverFactory>> {
     None
 }
 

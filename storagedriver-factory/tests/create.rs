@@ -25,7 +25,11 @@ fn python_driver_dir() -> &'static Path {
 #[tokio::test]
 async fn builtin_drivers_are_there_by_name() {
     let registry = Registry::with_builtin();
-    assert_eq!(registry.names(), ["filesystem", "inmemory"]);
+    let mut expected = vec!["filesystem", "inmemory"];
+    if cfg!(feature = "s3") {
+        expected.push("s3");
+    }
+    assert_eq!(registry.names(), expected);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let driver = storagedriver_factory::create(
         "filesystem",
@@ -147,4 +151,28 @@ async fn names_that_could_leave_the_search_path_are_not_looked_up() {
             "{name}: {err:?}"
         );
     }
+}
+
+#[cfg(feature = "s3")]
+#[tokio::test]
+async fn s3_is_built_in_with_its_feature() {
+    // Creating the driver sends no request, so no server is needed here.
+    let driver = storagedriver_factory::create(
+        "s3",
+        &params(json!({
+            "bucket": "registry",
+            "region": "garage",
+            "regionendpoint": "http://127.0.0.1:3900",
+            "forcepathstyle": true,
+            "accesskey": "GK0123456789abcdef01234567",
+            "secretkey": "secret",
+        })),
+    )
+    .await
+    .expect("the s3 driver");
+    assert_eq!(driver.name(), "s3");
+    let err = storagedriver_factory::create("s3", &params(json!({ "bucket": "b" })))
+        .await
+        .expect_err("no region");
+    assert!(err.to_string().contains("region"), "{err}");
 }

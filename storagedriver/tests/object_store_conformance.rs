@@ -21,8 +21,8 @@ use object_store::memory::InMemory;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, MultipartId, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartId, MultipartUpload, ObjectMeta,
+    ObjectStore, ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 use storagedriver::StorageDriver;
 use storagedriver::objectstore::{ObjectStoreDriver, ObjectStoreOptions};
@@ -44,7 +44,12 @@ impl fmt::Display for PartListStore {
 
 #[async_trait]
 impl ObjectStore for PartListStore {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
         self.inner.put_opts(location, payload, opts).await
     }
     async fn put_multipart_opts(
@@ -54,10 +59,18 @@ impl ObjectStore for PartListStore {
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
         self.inner.put_multipart_opts(location, opts).await
     }
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+    async fn get_opts(
+        &self,
+        location: &Path,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
         self.inner.get_opts(location, options).await
     }
-    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> object_store::Result<Vec<Bytes>> {
+    async fn get_ranges(
+        &self,
+        location: &Path,
+        ranges: &[Range<u64>],
+    ) -> object_store::Result<Vec<Bytes>> {
         self.inner.get_ranges(location, ranges).await
     }
     fn delete_stream(
@@ -79,7 +92,12 @@ impl ObjectStore for PartListStore {
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
         self.inner.list_with_delimiter(prefix).await
     }
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> object_store::Result<()> {
+    async fn copy_opts(
+        &self,
+        from: &Path,
+        to: &Path,
+        options: CopyOptions,
+    ) -> object_store::Result<()> {
         self.inner.copy_opts(from, to, options).await
     }
 }
@@ -87,7 +105,10 @@ impl ObjectStore for PartListStore {
 #[async_trait]
 impl MultipartStore for PartListStore {
     async fn create_multipart(&self, _path: &Path) -> object_store::Result<MultipartId> {
-        Ok(format!("upload-{}", self.next.fetch_add(1, Ordering::Relaxed)))
+        Ok(format!(
+            "upload-{}",
+            self.next.fetch_add(1, Ordering::Relaxed)
+        ))
     }
     async fn put_part(
         &self,
@@ -96,9 +117,15 @@ impl MultipartStore for PartListStore {
         part_idx: usize,
         data: PutPayload,
     ) -> object_store::Result<PartId> {
-        let content_id = format!("{id}/{part_idx}/{}", self.next.fetch_add(1, Ordering::Relaxed));
+        let content_id = format!(
+            "{id}/{part_idx}/{}",
+            self.next.fetch_add(1, Ordering::Relaxed)
+        );
         let bytes: Bytes = data.into();
-        self.parts.lock().expect("parts").insert(content_id.clone(), bytes);
+        self.parts
+            .lock()
+            .expect("parts")
+            .insert(content_id.clone(), bytes);
         Ok(PartId { content_id })
     }
     async fn complete_multipart(
@@ -112,10 +139,12 @@ impl MultipartStore for PartListStore {
             parts
                 .iter()
                 .map(|p| {
-                    held.get(&p.content_id).cloned().ok_or_else(|| object_store::Error::Generic {
-                        store: "PartListStore",
-                        source: format!("no part {}", p.content_id).into(),
-                    })
+                    held.get(&p.content_id)
+                        .cloned()
+                        .ok_or_else(|| object_store::Error::Generic {
+                            store: "PartListStore",
+                            source: format!("no part {}", p.content_id).into(),
+                        })
                 })
                 .collect::<object_store::Result<_>>()?
         };
@@ -123,7 +152,10 @@ impl MultipartStore for PartListStore {
     }
     async fn abort_multipart(&self, _path: &Path, id: &MultipartId) -> object_store::Result<()> {
         let prefix = format!("{id}/");
-        self.parts.lock().expect("parts").retain(|k, _| !k.starts_with(&prefix));
+        self.parts
+            .lock()
+            .expect("parts")
+            .retain(|k, _| !k.starts_with(&prefix));
         Ok(())
     }
 }
@@ -133,7 +165,8 @@ fn driver(store: Arc<PartListStore>) -> Arc<dyn StorageDriver> {
         .with_chunk_size(64 << 10)
         .with_copy_threshold(256 << 10)
         .with_copy_chunk_size(100 << 10);
-    let driver = ObjectStoreDriver::new("memory-objects", store, "/suite", options).expect("a valid root");
+    let driver =
+        ObjectStoreDriver::new("memory-objects", store, "/suite", options).expect("a valid root");
     Arc::new(driver)
 }
 

@@ -58,7 +58,9 @@ macro_rules! register_in_process_suite {
 #[macro_export]
 macro_rules! register_ipc_suite {
     (driver = $name:expr, executable = $exe:expr, parameters = $params:expr $(,)?) => {
-        $crate::__for_each_case!(__ipc_tests!($name, $exe, $params, || ::core::result::Result::Ok(())));
+        $crate::__for_each_case!(__ipc_tests!($name, $exe, $params, || {
+            ::core::result::Result::Ok(())
+        }));
     };
     (driver = $name:expr, executable = $exe:expr, parameters = $params:expr, requires = $requires:expr $(,)?) => {
         $crate::__for_each_case!(__ipc_tests!($name, $exe, $params, $requires));

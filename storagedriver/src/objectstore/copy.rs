@@ -11,7 +11,13 @@ use crate::error::Result;
 /// Copies the `size` bytes at `from` to `to` in parts of `copy_chunk_size`, with up to
 /// `copy_concurrency` parts in flight; `source` names the path in errors. On failure the
 /// upload is aborted, so nothing is left behind.
-pub(crate) async fn copy_in_parts(core: &Core, source: &str, from: &Path, to: &Path, size: u64) -> Result<()> {
+pub(crate) async fn copy_in_parts(
+    core: &Core,
+    source: &str,
+    from: &Path,
+    to: &Path,
+    size: u64,
+) -> Result<()> {
     let chunk = core.options.copy_chunk_size;
     let id = core
         .store

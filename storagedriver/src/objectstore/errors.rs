@@ -5,16 +5,14 @@ use crate::error::{Error, Retry};
 /// Maps `err`, from `operation` on `path`, to the contract's error for `driver`.
 ///
 /// - A missing object is [`Error::PathNotFound`] naming `path`; a missing bucket or container
-///   is a [`Error::Backend`] that says so (it is not a missing path).
+///   is a [`Error::Backend`] that says so (it is not a missing path), and so is a refused
+///   signature or permission.
 /// - Authentication and permission failures, and other 4xx answers, are
 ///   [`Retry::Useless`]; timeouts, dropped connections and 5xx answers are
 ///   [`Retry::MayHelp`] (object_store has already retried them).
 pub(crate) fn map(driver: &str, operation: &str, path: &str, err: object_store::Error) -> Error {
     let text = err.to_string();
-    if let object_store::Error::NotFound { .. } = err {
-        if !names_missing_container(&text) {
-            return Error::path_not_found(driver, path);
-        }
+    if names_missing_container(&text) {
         return Error::backend(
             driver,
             operation,
@@ -23,10 +21,33 @@ pub(crate) fn map(driver: &str, operation: &str, path: &str, err: object_store::
             format!("the bucket or container does not exist: {text}"),
         );
     }
-    let retry = match &err {
+    match err {
+        object_store::Error::NotFound { .. } => return Error::path_not_found(driver, path),
         object_store::Error::Unauthenticated { .. }
-        | object_store::Error::PermissionDenied { .. }
-        | object_store::Error::NotSupported { .. }
+        | object_store::Error::PermissionDenied { .. } => {
+            return Error::backend(
+                driver,
+                operation,
+                Some(path),
+                Retry::Useless,
+                format!(
+                    "access denied (check the credentials and their permissions on the bucket): {text}"
+                ),
+            );
+        }
+        _ => {}
+    }
+    if unreachable(&text) {
+        return Error::backend(
+            driver,
+            operation,
+            Some(path),
+            Retry::MayHelp,
+            format!("cannot reach the endpoint: {text}"),
+        );
+    }
+    let retry = match &err {
+        object_store::Error::NotSupported { .. }
         | object_store::Error::NotImplemented { .. }
         | object_store::Error::InvalidPath { .. }
         | object_store::Error::Precondition { .. }
@@ -35,6 +56,11 @@ pub(crate) fn map(driver: &str, operation: &str, path: &str, err: object_store::
         _ => Retry::MayHelp,
     };
     Error::backend(driver, operation, Some(path), retry, err)
+}
+
+/// True when no answer came: the connection failed or was refused.
+fn unreachable(text: &str) -> bool {
+    text.contains("error sending request") || text.contains("Connection refused")
 }
 
 /// True when a 404 is about the bucket or container, not the object.
@@ -73,18 +99,24 @@ mod tests {
         assert!(map("s3", "get", "/a", missing).is_not_found());
         let bucket = object_store::Error::NotFound {
             path: "k".into(),
-            source: "Server returned non-2xx status code: 404 Not Found: <Code>NoSuchBucket</Code>".into(),
+            source: "Server returned non-2xx status code: 404 Not Found: <Code>NoSuchBucket</Code>"
+                .into(),
         };
         let err = map("s3", "get", "/a", bucket);
         assert!(!err.is_not_found());
-        assert!(err.to_string().contains("bucket or container does not exist"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("bucket or container does not exist"),
+            "{err}"
+        );
     }
 
     #[test]
     fn client_errors_are_not_retried() {
         let denied = generic("Server returned non-2xx status code: 403 Forbidden: AccessDenied");
         assert!(!map("s3", "put", "/a", denied).may_retry());
-        let slow = generic("Server returned non-2xx status code: 503 Service Unavailable: SlowDown");
+        let slow =
+            generic("Server returned non-2xx status code: 503 Service Unavailable: SlowDown");
         assert!(map("s3", "put", "/a", slow).may_retry());
         let throttled = generic("Server returned non-2xx status code: 429 Too Many Requests");
         assert!(map("s3", "put", "/a", throttled).may_retry());

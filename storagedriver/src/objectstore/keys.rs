@@ -38,7 +38,11 @@ impl Keys {
             .join("/");
         if !root.is_empty() {
             Path::parse(&root).map_err(|e| {
-                Error::invalid_parameter(driver, "rootdirectory", format!("not a valid key prefix: {e}"))
+                Error::invalid_parameter(
+                    driver,
+                    "rootdirectory",
+                    format!("not a valid key prefix: {e}"),
+                )
             })?;
         }
         Ok(Keys { root })
@@ -131,39 +135,48 @@ mod tests {
 
     #[test]
     fn keys_have_no_leading_or_doubled_slashes() {
-        let keys = Keys::new("s3", "//docker//registry/").unwrap();
+        let keys = Keys::new("s3", "//docker//registry/").expect("a value");
         assert_eq!(keys.root(), "docker/registry");
         assert_eq!(keys.object("/a/b").as_ref(), "docker/registry/a/b");
         assert_eq!(keys.object("/").as_ref(), "docker/registry");
-        let bare = Keys::new("s3", "").unwrap();
+        let bare = Keys::new("s3", "").expect("a value");
         assert_eq!(bare.object("/a").as_ref(), "a");
         assert_eq!(bare.object("/").as_ref(), "");
     }
 
     #[test]
     fn upload_keys_are_reserved() {
-        let keys = Keys::new("s3", "/r").unwrap();
-        assert_eq!(keys.state("/a/b", "t1").as_ref(), "r/~uploads/a/b/~state-t1");
+        let keys = Keys::new("s3", "/r").expect("a value");
+        assert_eq!(
+            keys.state("/a/b", "t1").as_ref(),
+            "r/~uploads/a/b/~state-t1"
+        );
         assert_eq!(keys.tail("/a/b", "t1").as_ref(), "r/~uploads/a/b/~tail-t1");
         assert_eq!(keys.uploads("/a").as_ref(), "r/~uploads/a");
         let base = keys.object("/");
         assert_eq!(keys.path_below(&base, &keys.state("/a", "t")), None);
-        assert_eq!(keys.path_below(&base, &keys.object("/a/b")).as_deref(), Some("/a/b"));
+        assert_eq!(
+            keys.path_below(&base, &keys.object("/a/b")).as_deref(),
+            Some("/a/b")
+        );
     }
 
     #[test]
     fn invalid_keys_and_markers_are_skipped() {
-        let keys = Keys::new("s3", "").unwrap();
+        let keys = Keys::new("s3", "").expect("a value");
         let base = keys.object("/dir");
         assert_eq!(keys.path_below(&base, &Path::from("dir/Bad Key")), None);
         assert_eq!(keys.path_below(&base, &Path::from("dir")), None);
         assert_eq!(keys.path_below(&base, &Path::from("dirx/a")), None);
-        assert_eq!(keys.path_below(&base, &Path::from("dir/a")).as_deref(), Some("/dir/a"));
+        assert_eq!(
+            keys.path_below(&base, &Path::from("dir/a")).as_deref(),
+            Some("/dir/a")
+        );
     }
 
     #[test]
     fn a_root_object_store_cannot_hold_is_rejected() {
-        let err = Keys::new("s3", "/a/../b").unwrap_err();
+        let err = Keys::new("s3", "/a/../b").expect_err("an error");
         assert!(err.to_string().contains("rootdirectory"), "{err}");
     }
 }

@@ -255,7 +255,9 @@ impl StorageDriver for ObjectStoreDriver {
         };
         let result = match self.core.store.get_opts(&key, options).await {
             Ok(result) => result,
-            Err(e @ object_store::Error::NotFound { .. }) => return Err(self.error("reader", path, e)),
+            Err(e @ object_store::Error::NotFound { .. }) => {
+                return Err(self.error("reader", path, e));
+            }
             Err(e) if offset > 0 => {
                 // At or past the end, S3 answers 416: an empty stream, if the object exists.
                 let meta = self
@@ -389,7 +391,11 @@ impl StorageDriver for ObjectStoreDriver {
             return Err(Error::unsupported(self.core.name.as_str(), "url_for"));
         };
         signer
-            .signed_url(options.method, &self.core.keys.object(path), options.expires_in)
+            .signed_url(
+                options.method,
+                &self.core.keys.object(path),
+                options.expires_in,
+            )
             .await
             .map_err(|e| self.error("url_for", path, e))
     }

@@ -138,14 +138,13 @@ pub(crate) async fn owner(core: &Core, path: &str) -> Result<Option<String>> {
     Ok(records(core, path)
         .await?
         .into_iter()
-        .filter(|r| r.state)
-        .map(|r| r.token)
-        .next_back())
+        .rfind(|r| r.state)
+        .map(|r| r.token))
 }
 
 /// The state of the upload of `path` (its newest record), if there is one.
 pub(crate) async fn load(core: &Core, path: &str) -> Result<Option<UploadState>> {
-    let Some(newest) = records(core, path).await?.into_iter().filter(|r| r.state).next_back() else {
+    let Some(newest) = records(core, path).await?.into_iter().rfind(|r| r.state) else {
         return Ok(None);
     };
     read_record(core, path, &newest.key).await
@@ -191,11 +190,23 @@ pub(crate) async fn save(core: &Core, path: &str, state: &UploadState) -> Result
 /// but `keep_tail`), or up to and including `token` when `inclusive`. Newer writers' records
 /// are never touched, so a writer that finishes cannot remove the state of one that took over
 /// meanwhile. A failure only leaves reserved keys behind.
-pub(crate) async fn remove_older(core: &Core, path: &str, token: &str, inclusive: bool, keep_tail: Option<&str>) {
+pub(crate) async fn remove_older(
+    core: &Core,
+    path: &str,
+    token: &str,
+    inclusive: bool,
+    keep_tail: Option<&str>,
+) {
     let stale = match records(core, path).await {
         Ok(records) => records
             .into_iter()
-            .filter(|r| if inclusive { r.token.as_str() <= token } else { r.token.as_str() < token })
+            .filter(|r| {
+                if inclusive {
+                    r.token.as_str() <= token
+                } else {
+                    r.token.as_str() < token
+                }
+            })
             .filter(|r| r.state || Some(r.token.as_str()) != keep_tail)
             .map(|r| r.key)
             .collect(),
@@ -239,7 +250,12 @@ pub(crate) async fn read_tail(core: &Core, path: &str, state: &UploadState) -> R
 }
 
 /// Writes the tail of the writer `token`.
-pub(crate) async fn write_tail(core: &Core, path: &str, token: &str, tail: PutPayload) -> Result<()> {
+pub(crate) async fn write_tail(
+    core: &Core,
+    path: &str,
+    token: &str,
+    tail: PutPayload,
+) -> Result<()> {
     core.store
         .put(&core.keys.tail(path, token), tail)
         .await
@@ -260,7 +276,11 @@ pub(crate) async fn abort(core: &Core, path: &str, state: &UploadState) -> Resul
     let Some(id) = &state.upload else {
         return Ok(());
     };
-    match core.store.abort_multipart(&core.keys.object(path), id).await {
+    match core
+        .store
+        .abort_multipart(&core.keys.object(path), id)
+        .await
+    {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
         Err(e) => Err(core.error("abort upload", path, e)),
     }
@@ -276,7 +296,10 @@ pub(crate) async fn remove_all_below(core: &Core, path: &str) -> Result<()> {
         .try_collect()
         .await
         .map_err(|e| core.error("delete", path, e))?;
-    for key in keys.iter().filter(|k| k.filename().is_some_and(|n| n.starts_with(STATE))) {
+    for key in keys
+        .iter()
+        .filter(|k| k.filename().is_some_and(|n| n.starts_with(STATE)))
+    {
         let Some(rel) = keys::relative(&dir, key) else {
             continue;
         };
@@ -316,7 +339,10 @@ mod tests {
         state.parts = vec!["e1".into(), "e2".into()];
         state.tail_owner = Some(state.token.clone());
         state.tail_len = 7;
-        assert_eq!(UploadState::from_json(&state.to_json()), Some(state.clone()));
+        assert_eq!(
+            UploadState::from_json(&state.to_json()),
+            Some(state.clone())
+        );
         assert_eq!(state.size(), (10 << 20) + 7);
     }
 

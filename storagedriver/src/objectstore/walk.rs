@@ -20,11 +20,19 @@ use crate::path;
 use crate::walk::{WalkControl, WalkFn, WalkOptions, walk_order};
 
 /// Walks `from` with one flat listing (from the start-after hint on, when there is one).
-pub(crate) async fn walk(core: &Core, from: &str, options: &WalkOptions, f: &mut WalkFn<'_>) -> Result<()> {
+pub(crate) async fn walk(
+    core: &Core,
+    from: &str,
+    options: &WalkOptions,
+    f: &mut WalkFn<'_>,
+) -> Result<()> {
     path::check_dir(&core.name, from)?;
     let base = core.keys.object(from);
     let prefix = (!base.as_ref().is_empty()).then_some(&base);
-    let hint = options.start_after.as_deref().filter(|h| *h != from && path::is_within(from, h));
+    let hint = options
+        .start_after
+        .as_deref()
+        .filter(|h| *h != from && path::is_within(from, h));
     let offset = hint.map(|h| listing_offset(core, from, h));
     let mut listing = match &offset {
         Some(offset) => core.store.list_with_offset(prefix, offset),
@@ -39,7 +47,11 @@ pub(crate) async fn walk(core: &Core, from: &str, options: &WalkOptions, f: &mut
     };
     let mut order = Reorder::new(from);
     let mut seen = false;
-    while let Some(meta) = listing.try_next().await.map_err(|e| core.error("walk", from, e))? {
+    while let Some(meta) = listing
+        .try_next()
+        .await
+        .map_err(|e| core.error("walk", from, e))?
+    {
         let Some(found) = core.keys.path_below(&base, &meta.location) else {
             continue;
         };
@@ -69,7 +81,11 @@ fn listing_offset(core: &Core, from: &str, hint: &str) -> Path {
 /// True when some key lies below `base` (a walk that listed from an offset saw none).
 async fn exists_below(core: &Core, from: &str, base: &Path) -> Result<bool> {
     let mut listing = core.store.list(Some(base));
-    while let Some(meta) = listing.try_next().await.map_err(|e| core.error("walk", from, e))? {
+    while let Some(meta) = listing
+        .try_next()
+        .await
+        .map_err(|e| core.error("walk", from, e))?
+    {
         if core.keys.path_below(base, &meta.location).is_some() {
             return Ok(true);
         }
@@ -101,7 +117,10 @@ impl Emitter<'_, '_> {
             }
             self.skip = None;
         }
-        if self.hint.is_some_and(|h| walk_order(&info.path, h) != Ordering::Greater) {
+        if self
+            .hint
+            .is_some_and(|h| walk_order(&info.path, h) != Ordering::Greater)
+        {
             return;
         }
         match (self.f)(info) {
@@ -193,7 +212,11 @@ impl Reorder {
     /// Reports held entries, first in walk order, while no key at or after `latest` can sort
     /// before them.
     fn release(&mut self, latest: Option<&str>, out: &mut Emitter<'_, '_>) {
-        let start = if self.from == path::ROOT { 1 } else { self.from.len() + 1 };
+        let start = if self.from == path::ROOT {
+            1
+        } else {
+            self.from.len() + 1
+        };
         while let Some(entry) = self.held.first_entry() {
             if let Some(latest) = latest {
                 if let Some(release) = release_key(start, &entry.key().0) {
@@ -269,7 +292,9 @@ mod tests {
         let seen = walk_keys("/", &["/a/b", "/a-c", "/a.d/e", "/a/b-x/y", "/a/b/z", "/b"]);
         assert_eq!(
             seen,
-            ["/a", "/a/b", "/a/b/z", "/a/b-x", "/a/b-x/y", "/a-c", "/a.d", "/a.d/e", "/b"]
+            [
+                "/a", "/a/b", "/a/b/z", "/a/b-x", "/a/b-x/y", "/a-c", "/a.d", "/a.d/e", "/b"
+            ]
         );
     }
 

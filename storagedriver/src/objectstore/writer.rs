@@ -20,7 +20,11 @@ use crate::writer::{FileWriter, WriterState};
 pub(crate) async fn open(core: Arc<Core>, path: &str, append: bool) -> Result<ObjectWriter> {
     let previous = upload::load(&core, path).await?;
     let newest = upload::owner(&core, path).await?;
-    let token = upload::new_token(newest.as_deref().max(previous.as_ref().map(|p| p.token.as_str())));
+    let token = upload::new_token(
+        newest
+            .as_deref()
+            .max(previous.as_ref().map(|p| p.token.as_str())),
+    );
     let (state, tail) = match (append, previous.clone()) {
         (true, Some(previous)) => {
             let tail = upload::read_tail(&core, path, &previous).await?;
@@ -37,15 +41,28 @@ pub(crate) async fn open(core: Arc<Core>, path: &str, append: bool) -> Result<Ob
                 }
                 Err(e) => return Err(core.error("writer", path, e)),
             }
-            (UploadState::fresh(token, core.options.chunk_size), Bytes::new())
+            (
+                UploadState::fresh(token, core.options.chunk_size),
+                Bytes::new(),
+            )
         }
-        (false, _) => (UploadState::fresh(token, core.options.chunk_size), Bytes::new()),
+        (false, _) => (
+            UploadState::fresh(token, core.options.chunk_size),
+            Bytes::new(),
+        ),
     };
     upload::save(&core, path, &state).await?;
     if let (false, Some(previous)) = (append, &previous) {
         upload::abort(&core, path, previous).await?;
     }
-    upload::remove_older(&core, path, &state.token, false, state.tail_owner.as_deref()).await;
+    upload::remove_older(
+        &core,
+        path,
+        &state.token,
+        false,
+        state.tail_owner.as_deref(),
+    )
+    .await;
     let mut buffer = Buffer::default();
     buffer.push(tail);
     let parts = state.parts.iter().cloned().map(Some).collect();
@@ -181,9 +198,8 @@ impl ObjectWriter {
         let index = self.parts.len();
         self.parts.push(None);
         let store = Arc::clone(&self.core.store);
-        self.in_flight.spawn(async move {
-            (index, store.put_part(&key, &id, index, payload).await)
-        });
+        self.in_flight
+            .spawn(async move { (index, store.put_part(&key, &id, index, payload).await) });
         Ok(())
     }
 
@@ -197,7 +213,10 @@ impl ObjectWriter {
                 self.parts[index] = Some(part.content_id);
                 return Ok(());
             }
-            Ok((index, Err(e))) => self.core.error(&format!("writer: upload part {}", index + 1), &self.path, e),
+            Ok((index, Err(e))) => {
+                self.core
+                    .error(&format!("writer: upload part {}", index + 1), &self.path, e)
+            }
             Err(join) => Error::backend(
                 self.core.name.as_str(),
                 "writer: upload part",
@@ -333,7 +352,13 @@ impl FileWriter for ObjectWriter {
                         .store
                         .put_part(&key, &id, index, last)
                         .await
-                        .map_err(|e| self.core.error(&format!("commit: upload part {}", index + 1), &self.path, e))?;
+                        .map_err(|e| {
+                            self.core.error(
+                                &format!("commit: upload part {}", index + 1),
+                                &self.path,
+                                e,
+                            )
+                        })?;
                     self.parts.push(Some(part.content_id));
                 }
                 let parts = self
@@ -363,10 +388,18 @@ mod tests {
         let mut buffer = Buffer::default();
         buffer.push(Bytes::from_static(b"abc"));
         buffer.push(Bytes::from_static(b"defgh"));
-        let part: Vec<u8> = buffer.take(4).into_iter().flat_map(|b| b.to_vec()).collect();
+        let part: Vec<u8> = buffer
+            .take(4)
+            .into_iter()
+            .flat_map(|b| b.to_vec())
+            .collect();
         assert_eq!(part, b"abcd");
         assert_eq!(buffer.len, 4);
-        let rest: Vec<u8> = buffer.take_all().into_iter().flat_map(|b| b.to_vec()).collect();
+        let rest: Vec<u8> = buffer
+            .take_all()
+            .into_iter()
+            .flat_map(|b| b.to_vec())
+            .collect();
         assert_eq!(rest, b"efgh");
         assert_eq!(buffer.len, 0);
     }

@@ -191,7 +191,13 @@ pub async fn walk_concurrent_delete(d: &dyn StorageDriver) {
         })
         .await;
     ok(result, "walk with concurrent deletes");
-    let deleted = ["/walk/a/2", "/walk/c", "/walk/c/d", "/walk/c/d/e", "/walk/c/d/e/5"];
+    let deleted = [
+        "/walk/a/2",
+        "/walk/c",
+        "/walk/c/d",
+        "/walk/c/d/e",
+        "/walk/c/d/e/5",
+    ];
     let kept: Vec<&str> = seen
         .iter()
         .map(String::as_str)
@@ -212,5 +218,8 @@ pub async fn walk_concurrent_delete(d: &dyn StorageDriver) {
     );
     let mut sorted = seen.clone();
     sorted.sort_by(|a, b| storagedriver::walk::walk_order(a, b));
-    assert_eq!(seen, sorted, "a walk with concurrent deletes keeps walk order");
+    assert_eq!(
+        seen, sorted,
+        "a walk with concurrent deletes keeps walk order"
+    );
 }
