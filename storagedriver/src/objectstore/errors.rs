@@ -12,41 +12,28 @@ use crate::error::{Error, Retry};
 ///   [`Retry::MayHelp`] (object_store has already retried them).
 pub(crate) fn map(driver: &str, operation: &str, path: &str, err: object_store::Error) -> Error {
     let text = err.to_string();
-    if names_missing_container(&text) {
-        return Error::backend(
+    let explained = |retry: Retry, hint: &str| {
+        Error::backend(
             driver,
             operation,
             Some(path),
-            Retry::Useless,
-            format!("the bucket or container does not exist: {text}"),
-        );
+            retry,
+            format!("{hint}: {text}"),
+        )
+    };
+    if names_missing_container(&text) {
+        return explained(Retry::Useless, "the bucket or container does not exist");
     }
-    match err {
+    let retry = match &err {
         object_store::Error::NotFound { .. } => return Error::path_not_found(driver, path),
         object_store::Error::Unauthenticated { .. }
         | object_store::Error::PermissionDenied { .. } => {
-            return Error::backend(
-                driver,
-                operation,
-                Some(path),
+            return explained(
                 Retry::Useless,
-                format!(
-                    "access denied (check the credentials and their permissions on the bucket): {text}"
-                ),
+                "access denied (check the credentials and their permissions on the bucket)",
             );
         }
-        _ => {}
-    }
-    if unreachable(&text) {
-        return Error::backend(
-            driver,
-            operation,
-            Some(path),
-            Retry::MayHelp,
-            format!("cannot reach the endpoint: {text}"),
-        );
-    }
-    let retry = match &err {
+        _ if unreachable(&text) => return explained(Retry::MayHelp, "cannot reach the endpoint"),
         object_store::Error::NotSupported { .. }
         | object_store::Error::NotImplemented { .. }
         | object_store::Error::InvalidPath { .. }
