@@ -31,6 +31,8 @@ pub struct Fixture {
     driver: Option<Arc<dyn StorageDriver>>,
     reopen: Option<Reopen>,
     skip: Option<String>,
+    /// The skip is the run's choice (an opt-in suite), not a missing server.
+    chosen: bool,
     guard: Option<Box<dyn Any + Send + Sync>>,
 }
 
@@ -51,6 +53,7 @@ impl Fixture {
             driver: Some(driver),
             reopen: None,
             skip: None,
+            chosen: false,
             guard: None,
         }
     }
@@ -63,8 +66,24 @@ impl Fixture {
             driver: None,
             reopen: None,
             skip: Some(reason.into()),
+            chosen: false,
             guard: None,
         }
+    }
+
+    /// A fixture whose tests are skipped because the run did not ask for them (an opt-in
+    /// suite, for `reason`). Unlike [`Fixture::skipped`], this is never a failure, also under
+    /// `STORAGEDRIVER_REQUIRE_SERVERS=1`.
+    pub fn not_requested(reason: impl Into<String>) -> Self {
+        Fixture {
+            chosen: true,
+            ..Fixture::skipped(reason)
+        }
+    }
+
+    /// True for a fixture from [`Fixture::not_requested`].
+    pub fn is_not_requested(&self) -> bool {
+        self.chosen
     }
 
     /// Tells the suite how to open a new driver instance over the same storage; the tests that

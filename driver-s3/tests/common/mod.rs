@@ -29,7 +29,11 @@ pub struct Server {
 pub fn server(name: &'static str) -> Result<Server, String> {
     let var = |field: &str| {
         let key = format!("STORAGEDRIVER_S3_{name}_{field}");
-        std::env::var(&key).map_err(|_| format!("{key} is not set (run scripts/servers.sh start and source target/servers/s3.env)"))
+        std::env::var(&key).map_err(|_| {
+            format!(
+                "{key} is not set (run scripts/servers.sh start and source target/servers/s3.env)"
+            )
+        })
     };
     Ok(Server {
         name,
@@ -44,8 +48,15 @@ pub fn server(name: &'static str) -> Result<Server, String> {
 /// A root prefix no other test uses.
 pub fn unique_root(label: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
-    format!("/tests/{label}-{nanos:x}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "/tests/{label}-{nanos:x}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 impl Server {
