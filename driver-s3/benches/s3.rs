@@ -10,11 +10,20 @@
 //! ```
 //!
 //! Each section runs every configuration once per round, the order rotated from round to
-//! round, and reports the median and the best of the rounds. `STORAGEDRIVER_BENCH_QUICK=1`
-//! runs 64 MiB only and two rounds (a smoke run); `STORAGEDRIVER_BENCH_ROUNDS=N` sets the
-//! rounds. Everything is written below a fresh prefix of `STORAGEDRIVER_S3_GARAGE_BENCH_BUCKET`
-//! and deleted at the end. Without the server's variables the benchmark says so and does
-//! nothing (a failure under `STORAGEDRIVER_REQUIRE_SERVERS=1`).
+//! round, and reports the median and the best of the rounds: five rounds of 1 GiB, ten of
+//! 64 MiB, fifteen of 1 KiB round trips and of listings (those two after one untimed pass).
+//! `STORAGEDRIVER_BENCH_QUICK=1` runs 64 MiB only, from a base of two rounds (a smoke run);
+//! `STORAGEDRIVER_BENCH_ROUNDS=N` sets the base (the 1 GiB rounds). Everything is written
+//! below a fresh prefix of `STORAGEDRIVER_S3_GARAGE_BENCH_BUCKET` and deleted at the end.
+//! Without the server's variables the benchmark says so and does nothing (a failure under
+//! `STORAGEDRIVER_REQUIRE_SERVERS=1`).
+//!
+//! Every large put writes the same random content, which Garage already holds from an untimed
+//! first put (the objects the gets read): Garage deduplicates blocks by hash, so the timed puts
+//! cost the client, HTTP and Garage's hashing and metadata, not this machine's disk, and the
+//! run never holds more than about 1 GiB of blocks (Garage frees deleted blocks only minutes
+//! later). `STORAGEDRIVER_BENCH_S3_UNIQUE=1` stamps every put's content anew instead, so each
+//! put writes its blocks to the disk (and the run needs room for some 25 GiB).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -58,7 +67,7 @@ fn must<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) -> T {
 enum Via {
     /// The driver in this process.
     Driver,
-    /// `object_store` directly, with this many parts in flight (puts) .
+    /// `object_store` directly, with this many parts in flight (puts; 0 where none apply).
     Direct(usize),
     /// The driver in a `registry-storage-s3` child, through the IPC client.
     Ipc,
@@ -117,27 +126,35 @@ impl Series {
     }
 }
 
-/// A buffer of random bytes that each put takes whole and gives back, stamped anew each time
-/// (8 bytes every 64 KiB) so that no put repeats a block Garage already stores (it
-/// deduplicates blocks by hash).
+/// A buffer of random bytes that each put takes whole and gives back. When `unique`, it is
+/// stamped anew each time (16 bytes every 64 KiB) so that no put repeats a block Garage
+/// already stores (it deduplicates blocks by hash).
 struct Source {
     buf: Option<BytesMut>,
+    unique: bool,
     stamp: u64,
 }
 
 impl Source {
-    fn new(len: usize) -> Self {
+    fn new(len: usize, unique: bool) -> Self {
         let mut buf = BytesMut::zeroed(len);
         testsuites::data::Rng::new(0x5eed).fill(&mut buf);
         Source {
             buf: Some(buf),
+            unique,
             stamp: 0,
         }
     }
 
-    /// The buffer, freshly stamped, as one `Bytes` that puts slice without copying.
+    /// The buffer (stamped when `unique`), as one `Bytes` that puts slice without copying.
     fn take(&mut self) -> Bytes {
-        let mut buf = self.buf.take().unwrap_or_else(|| panic!("the source was not given back"));
+        let mut buf = self
+            .buf
+            .take()
+            .unwrap_or_else(|| panic!("the source was not given back"));
+        if !self.unique {
+            return buf.freeze();
+        }
         self.stamp += 1;
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -172,6 +189,8 @@ struct Bench {
     root: String,
     chunk: usize,
     attributes: Attributes,
+    /// Whether every large put's content is new to Garage (`STORAGEDRIVER_BENCH_S3_UNIQUE=1`).
+    unique: bool,
 }
 
 impl Bench {
@@ -205,13 +224,18 @@ impl Bench {
                     ..Default::default()
                 };
                 let upload = must(
-                    self.store.put_multipart_opts(&self.key(path), options).await,
+                    self.store
+                        .put_multipart_opts(&self.key(path), options)
+                        .await,
                     "object_store put_multipart",
                 );
                 let mut upload = WriteMultipart::new_with_chunk_size(upload, self.chunk);
                 for offset in (0..data.len()).step_by(WRITE) {
                     let end = (offset + WRITE).min(data.len());
-                    must(upload.wait_for_capacity(parts).await, "object_store upload part");
+                    must(
+                        upload.wait_for_capacity(parts).await,
+                        "object_store upload part",
+                    );
                     upload.put(data.slice(offset..end));
                 }
                 must(upload.finish().await, "object_store finish the upload");
@@ -263,7 +287,9 @@ impl Bench {
                         ..Default::default()
                     };
                     must(
-                        self.store.put_opts(&key, PutPayload::from(payload.clone()), options).await,
+                        self.store
+                            .put_opts(&key, PutPayload::from(payload.clone()), options)
+                            .await,
                         "object_store put",
                     );
                     let got = must(self.store.get(&key).await, "object_store get");
@@ -356,7 +382,10 @@ fn find_child() -> Option<u32> {
         let Some((_, rest)) = stat.rsplit_once(')') else {
             continue;
         };
-        let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        let ppid = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
         let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
         let named = exe
             .as_deref()
@@ -393,31 +422,117 @@ fn server_parameters(root: &str) -> Result<(Parameters, String), String> {
 
 fn main() {
     let runtime = must(
-        tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
         "start a tokio runtime",
     );
-    // The work runs on the runtime's workers, as a server's request handlers would.
-    match runtime.block_on(runtime.spawn(run())) {
-        Ok(Some(report)) => println!("{report}"),
-        Ok(None) => {}
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
-
-async fn run() -> Option<String> {
-    let quick = std::env::var("STORAGEDRIVER_BENCH_QUICK").is_ok_and(|v| v == "1");
-    let rounds: usize = std::env::var("STORAGEDRIVER_BENCH_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(if quick { 2 } else { 3 })
-        .max(1);
-    let sizes: Vec<usize> = if quick { vec![64 * MIB] } else { vec![64 * MIB, 1 << 30] };
-    let small_count: u32 = if quick { 50 } else { 200 };
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     let root = format!("/bench-s3-{nanos:x}-{}", std::process::id());
+    // The work runs on the runtime's workers, as a server's request handlers would.
+    match runtime.block_on(runtime.spawn(run(root.clone()))) {
+        Ok(Some(report)) => println!("{report}"),
+        Ok(None) => {}
+        Err(e) => {
+            // Leave nothing behind in the bucket, then fail as the step did.
+            if let Ok((params, _)) = server_parameters(&root) {
+                let _ = runtime.block_on(runtime.spawn(cleanup(params)));
+            }
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+}
+
+/// The directories the benchmark writes below its root.
+const DIRS: [&str; 5] = ["/put", "/read", "/small", "/list", "/mem"];
+
+/// Deletes everything the benchmark wrote below its root. A driver writer that a failed step
+/// left open is resumed and cancelled, which aborts its multipart upload: `delete` of a
+/// directory that holds no committed object answers `PathNotFound` and leaves such uploads.
+/// (An upload that a failed step left unfinished through `object_store` directly cannot be
+/// found.)
+async fn cleanup(params: Parameters) {
+    let Ok(config) = S3Config::from_parameters(&params) else {
+        return;
+    };
+    let (Ok(driver), Ok(store)) = (config.build(), config.build_store()) else {
+        return;
+    };
+    for dir in DIRS {
+        match driver.delete(dir).await {
+            Ok(()) | Err(storagedriver::Error::PathNotFound { .. }) => {}
+            Err(e) => eprintln!("  cleanup of {dir} failed: {e}"),
+        }
+    }
+    let root = Key::from(config.root_directory.trim_start_matches('/'));
+    let left: Vec<Key> = match store
+        .list(Some(&root))
+        .map_ok(|m| m.location)
+        .try_collect()
+        .await
+    {
+        Ok(left) => left,
+        Err(e) => return eprintln!("  cleanup: cannot list {root}: {e}"),
+    };
+    let uploads = format!("{root}/~uploads/");
+    for key in &left {
+        let key = key.as_ref();
+        let Some((path, _)) = key
+            .strip_prefix(&uploads)
+            .and_then(|k| k.rsplit_once("/~state-"))
+        else {
+            continue;
+        };
+        let path = format!("/{path}");
+        let cancelled = match driver.writer(&path, true).await {
+            Ok(mut writer) => writer.cancel().await,
+            Err(e) => Err(e),
+        };
+        match cancelled {
+            Ok(()) => eprintln!("  cleanup: cancelled the upload left at {path}"),
+            Err(e) => eprintln!("  cleanup: cannot cancel the upload at {path}: {e}"),
+        }
+    }
+    let left = futures::stream::iter(left.into_iter().map(Ok)).boxed();
+    let mut deleted = store.delete_stream(left);
+    while let Some(result) = deleted.next().await {
+        match result {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => eprintln!("  cleanup: {e}"),
+        }
+    }
+}
+
+/// Flushes the page cache's dirty data (untimed) before a large put, so that no put pays for
+/// the writeback of the one before it: the server's disk is this machine's.
+async fn settle() {
+    let started = Instant::now();
+    let synced = tokio::task::spawn_blocking(|| std::process::Command::new("sync").status()).await;
+    if !matches!(synced, Ok(Ok(status)) if status.success()) {
+        eprintln!("  sync failed: {synced:?}");
+    }
+    let took = started.elapsed();
+    if took > Duration::from_secs(1) {
+        eprintln!("  (sync took {})", fmt_duration(took));
+    }
+}
+
+async fn run(root: String) -> Option<String> {
+    let quick = std::env::var("STORAGEDRIVER_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let rounds: usize = std::env::var("STORAGEDRIVER_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 2 } else { 5 })
+        .max(1);
+    let sizes: Vec<usize> = if quick {
+        vec![64 * MIB]
+    } else {
+        vec![64 * MIB, 1 << 30]
+    };
+    let small_count: u32 = if quick { 50 } else { 200 };
     let (params, endpoint) = match server_parameters(&root) {
         Ok(p) => p,
         Err(reason) => {
@@ -443,6 +558,7 @@ async fn run() -> Option<String> {
         root: root.trim_start_matches('/').to_owned(),
         chunk,
         attributes: config.options().attributes,
+        unique: std::env::var("STORAGEDRIVER_BENCH_S3_UNIQUE").is_ok_and(|v| v == "1"),
     };
     // Reachable, and the bucket exists.
     must(
@@ -461,26 +577,58 @@ async fn run() -> Option<String> {
 
     let mut series: Vec<Series> = Vec::new();
     let largest = sizes.iter().copied().max().unwrap_or(64 * MIB);
-    let mut source = Source::new(largest);
+    let mut source = Source::new(largest, bench.unique);
+
+    // The objects the gets read, written first: Garage then holds the puts' blocks (unless
+    // the content is unique), and every timed put finds them there alike.
+    for &size in &sizes {
+        let whole = source.take();
+        bench
+            .put(
+                Via::Direct(DEFAULT_PARTS),
+                &format!("/read/{}", size >> 20),
+                &whole.slice(..size),
+            )
+            .await;
+        source.give_back(whole);
+    }
 
     // Puts.
-    let put_configs = [Via::Driver, Via::Direct(DRIVER_PARTS), Via::Direct(DEFAULT_PARTS), Via::Ipc];
+    let put_configs = [
+        Via::Driver,
+        Via::Direct(DRIVER_PARTS),
+        Via::Direct(DEFAULT_PARTS),
+        Via::Ipc,
+    ];
     for &size in &sizes {
         let section = format!("put {}", size_label(size));
         let first = series.len();
         for via in put_configs {
-            series.push(Series { section: section.clone(), via, bytes: Some(size as u64), times: Vec::new() });
+            series.push(Series {
+                section: section.clone(),
+                via,
+                bytes: Some(size as u64),
+                times: Vec::new(),
+            });
         }
-        for round in 0..rounds {
+        // A 64 MiB round is short: twice as many of them.
+        let size_rounds = if size < 1 << 30 { 2 * rounds } else { rounds };
+        for round in 0..size_rounds {
             for via in rotated(&put_configs, round) {
                 let whole = source.take();
                 let data = whole.slice(..size);
                 let path = format!("/put/{}-{round}-{}", via.slug(), size >> 20);
+                settle().await;
                 let t = bench.put(via, &path, &data).await;
                 drop(data);
                 source.give_back(whole);
                 bench.remove(&path).await;
-                eprintln!("  {section} round {} {}: {}", round + 1, via.label(), fmt_duration(t));
+                eprintln!(
+                    "  {section} round {} {}: {}",
+                    round + 1,
+                    via.label(),
+                    fmt_duration(t)
+                );
                 if let Some(s) = series[first..].iter_mut().find(|s| s.via == via) {
                     s.times.push(t);
                 }
@@ -492,18 +640,27 @@ async fn run() -> Option<String> {
     let get_configs = [Via::Driver, Via::Direct(0), Via::Ipc];
     for &size in &sizes {
         let path = format!("/read/{}", size >> 20);
-        let whole = source.take();
-        bench.put(Via::Direct(DEFAULT_PARTS), &path, &whole.slice(..size)).await;
-        source.give_back(whole);
         let section = format!("get {}", size_label(size));
         let first = series.len();
         for via in get_configs {
-            series.push(Series { section: section.clone(), via, bytes: Some(size as u64), times: Vec::new() });
+            series.push(Series {
+                section: section.clone(),
+                via,
+                bytes: Some(size as u64),
+                times: Vec::new(),
+            });
         }
-        for round in 0..rounds {
+        settle().await;
+        let size_rounds = if size < 1 << 30 { 2 * rounds } else { rounds };
+        for round in 0..size_rounds {
             for via in rotated(&get_configs, round) {
                 let t = bench.get(via, &path, size as u64).await;
-                eprintln!("  {section} round {} {}: {}", round + 1, via.label(), fmt_duration(t));
+                eprintln!(
+                    "  {section} round {} {}: {}",
+                    round + 1,
+                    via.label(),
+                    fmt_duration(t)
+                );
                 if let Some(s) = series[first..].iter_mut().find(|s| s.via == via) {
                     s.times.push(t);
                 }
@@ -517,12 +674,35 @@ async fn run() -> Option<String> {
     let section = format!("put+get 1 KiB (mean of {small_count})");
     let first = series.len();
     for via in get_configs {
-        series.push(Series { section: section.clone(), via, bytes: None, times: Vec::new() });
+        series.push(Series {
+            section: section.clone(),
+            via,
+            bytes: None,
+            times: Vec::new(),
+        });
     }
-    for round in 0..rounds {
+    // Short rounds: three times as many, after one untimed pass of each configuration.
+    for via in get_configs {
+        bench
+            .small(via, &format!("/small/{}-warm", via.slug()), &payload, 10)
+            .await;
+    }
+    for round in 0..3 * rounds {
         for via in rotated(&get_configs, round) {
-            let t = bench.small(via, &format!("/small/{}-{round}", via.slug()), &payload, small_count).await;
-            eprintln!("  {section} round {} {}: {}", round + 1, via.label(), fmt_duration(t));
+            let t = bench
+                .small(
+                    via,
+                    &format!("/small/{}-{round}", via.slug()),
+                    &payload,
+                    small_count,
+                )
+                .await;
+            eprintln!(
+                "  {section} round {} {}: {}",
+                round + 1,
+                via.label(),
+                fmt_duration(t)
+            );
             if let Some(s) = series[first..].iter_mut().find(|s| s.via == via) {
                 s.times.push(t);
             }
@@ -541,17 +721,38 @@ async fn run() -> Option<String> {
         .try_fold(0usize, |n, _| async move { Ok(n + 1) })
         .await;
     let written = must(written, "write the listing's keys");
-    eprintln!("  wrote {written} keys to list in {}", fmt_duration(setup.elapsed()));
+    eprintln!(
+        "  wrote {written} keys to list in {}",
+        fmt_duration(setup.elapsed())
+    );
     let section = format!("list {LIST_KEYS} keys");
     let first = series.len();
     for via in get_configs {
-        series.push(Series { section: section.clone(), via, bytes: None, times: Vec::new() });
+        series.push(Series {
+            section: section.clone(),
+            via,
+            bytes: None,
+            times: Vec::new(),
+        });
     }
-    for round in 0..rounds {
+    for via in get_configs {
+        bench.list(via, "/list").await;
+    }
+    for round in 0..3 * rounds {
         for via in rotated(&get_configs, round) {
             let (t, n) = bench.list(via, "/list").await;
-            assert_eq!(n, LIST_KEYS, "{} listed the wrong number of keys", via.label());
-            eprintln!("  {section} round {} {}: {}", round + 1, via.label(), fmt_duration(t));
+            assert_eq!(
+                n,
+                LIST_KEYS,
+                "{} listed the wrong number of keys",
+                via.label()
+            );
+            eprintln!(
+                "  {section} round {} {}: {}",
+                round + 1,
+                via.label(),
+                fmt_duration(t)
+            );
             if let Some(s) = series[first..].iter_mut().find(|s| s.via == via) {
                 s.times.push(t);
             }
@@ -564,17 +765,13 @@ async fn run() -> Option<String> {
 
     let load_after = load_average();
     eprintln!("  cleaning up {root}");
-    for dir in ["/put", "/read", "/small", "/list", "/mem"] {
-        match bench.driver.delete(dir).await {
-            Ok(()) | Err(storagedriver::Error::PathNotFound { .. }) => {}
-            Err(e) => eprintln!("  cleanup of {dir} failed: {e}"),
-        }
-    }
+    cleanup(params).await;
     Some(report(
         &series,
         &memory,
         &ReportHeader {
             started_at,
+            unique: bench.unique,
             load_before,
             load_after,
             rounds,
@@ -599,15 +796,24 @@ struct Memory {
     ipc_time: Duration,
 }
 
-/// Writes `size` bytes in 1 MiB chunks, each a fresh `Vec` copied from a 1 MiB pattern and
-/// stamped, dropped once written.
-async fn write_generated(bench: &Bench, via: Via, path: &str, size: usize, pattern: &[u8], seq: &mut u64) -> Duration {
+/// Writes `size` bytes in 1 MiB chunks, each a fresh `Vec` copied from a 1 MiB pattern (and
+/// stamped, when the content is to be unique), dropped once written.
+async fn write_generated(
+    bench: &Bench,
+    via: Via,
+    path: &str,
+    size: usize,
+    pattern: &[u8],
+    seq: &mut u64,
+) -> Duration {
     let chunk = |seq: &mut u64| {
-        *seq += 1;
         let mut v = pattern.to_vec();
-        for block in v.chunks_mut(64 << 10) {
-            let n = block.len().min(8);
-            block[..n].copy_from_slice(&seq.to_le_bytes()[..n]);
+        if bench.unique {
+            *seq += 1;
+            for block in v.chunks_mut(64 << 10) {
+                let n = block.len().min(8);
+                block[..n].copy_from_slice(&seq.to_le_bytes()[..n]);
+            }
         }
         Bytes::from(v)
     };
@@ -627,12 +833,18 @@ async fn write_generated(bench: &Bench, via: Via, path: &str, size: usize, patte
                 ..Default::default()
             };
             let upload = must(
-                bench.store.put_multipart_opts(&bench.key(path), options).await,
+                bench
+                    .store
+                    .put_multipart_opts(&bench.key(path), options)
+                    .await,
                 "object_store put_multipart",
             );
             let mut upload = WriteMultipart::new_with_chunk_size(upload, bench.chunk);
             for _ in 0..size / WRITE {
-                must(upload.wait_for_capacity(parts).await, "object_store upload part");
+                must(
+                    upload.wait_for_capacity(parts).await,
+                    "object_store upload part",
+                );
                 upload.put(chunk(seq));
             }
             must(upload.finish().await, "object_store finish the upload");
@@ -644,13 +856,18 @@ async fn write_generated(bench: &Bench, via: Via, path: &str, size: usize, patte
 async fn measure_memory(bench: &Bench, size: usize) -> Memory {
     let pattern = testsuites::data::random_bytes(0xa110c, WRITE);
     let mut seq = 0u64;
-    let mut m = Memory { size, ..Memory::default() };
+    let mut m = Memory {
+        size,
+        ..Memory::default()
+    };
 
+    settle().await;
     let baseline = ALLOC.current_usage() as u64;
     ALLOC.reset_peak_usage();
     let hwm_reset = testsuites::bench::ipc::reset_peak_memory("self");
     let rss_before = testsuites::bench::ipc::current_memory("self");
-    m.driver_time = write_generated(bench, Via::Driver, "/mem/driver", size, &pattern, &mut seq).await;
+    m.driver_time =
+        write_generated(bench, Via::Driver, "/mem/driver", size, &pattern, &mut seq).await;
     m.driver_alloc = (ALLOC.peak_usage() as u64).saturating_sub(baseline);
     if hwm_reset {
         m.driver_hwm = testsuites::bench::ipc::peak_memory("self")
@@ -659,22 +876,37 @@ async fn measure_memory(bench: &Bench, size: usize) -> Memory {
     }
     bench.remove("/mem/driver").await;
 
+    settle().await;
     let baseline = ALLOC.current_usage() as u64;
     ALLOC.reset_peak_usage();
-    m.direct_time =
-        write_generated(bench, Via::Direct(DRIVER_PARTS), "/mem/direct", size, &pattern, &mut seq).await;
+    m.direct_time = write_generated(
+        bench,
+        Via::Direct(DRIVER_PARTS),
+        "/mem/direct",
+        size,
+        &pattern,
+        &mut seq,
+    )
+    .await;
     m.direct_alloc = (ALLOC.peak_usage() as u64).saturating_sub(baseline);
     bench.remove("/mem/direct").await;
 
+    settle().await;
     let child = bench.child.map(|p| p.to_string());
-    let child_reset = child.as_deref().is_some_and(testsuites::bench::ipc::reset_peak_memory);
-    m.ipc_child_rss_before = child.as_deref().and_then(testsuites::bench::ipc::current_memory);
+    let child_reset = child
+        .as_deref()
+        .is_some_and(testsuites::bench::ipc::reset_peak_memory);
+    m.ipc_child_rss_before = child
+        .as_deref()
+        .and_then(testsuites::bench::ipc::current_memory);
     let baseline = ALLOC.current_usage() as u64;
     ALLOC.reset_peak_usage();
     m.ipc_time = write_generated(bench, Via::Ipc, "/mem/ipc", size, &pattern, &mut seq).await;
     m.ipc_client_alloc = (ALLOC.peak_usage() as u64).saturating_sub(baseline);
     if child_reset {
-        m.ipc_child_hwm = child.as_deref().and_then(testsuites::bench::ipc::peak_memory);
+        m.ipc_child_hwm = child
+            .as_deref()
+            .and_then(testsuites::bench::ipc::peak_memory);
     }
     bench.remove("/mem/ipc").await;
     m
@@ -682,6 +914,7 @@ async fn measure_memory(bench: &Bench, size: usize) -> Memory {
 
 struct ReportHeader {
     started_at: String,
+    unique: bool,
     load_before: String,
     load_after: String,
     rounds: usize,
@@ -692,16 +925,23 @@ struct ReportHeader {
 fn report(series: &[Series], m: &Memory, h: &ReportHeader) -> String {
     let mut out = String::new();
     out.push_str(&format!(
-        "S3 on single-node Garage, started {}, {} rounds, chunksize {} MiB, writerconcurrency {}; load average before {}, after {}\n\n",
+        "S3 on single-node Garage, started {}, base rounds {} (64 MiB: twice, 1 KiB and lists: three times as many), chunksize {} MiB, writerconcurrency {}, {}; load average before {}, after {}\n\n",
         h.started_at,
         h.rounds,
         h.chunk >> 20,
         h.writer_concurrency,
+        if h.unique {
+            "every put's content new to Garage"
+        } else {
+            "large puts repeat content Garage holds (deduplicated blocks, no block writes)"
+        },
         h.load_before,
         h.load_after
     ));
-    out.push_str("| operation | configuration | median | best | MB/s (median) | rate / direct (medians) |\n");
-    out.push_str("|---|---|---:|---:|---:|---:|\n");
+    out.push_str(
+        "| operation | configuration | rounds | median | best | MB/s (median) | rate / direct (medians) |\n",
+    );
+    out.push_str("|---|---|---:|---:|---:|---:|---:|\n");
     let mut sections: Vec<&str> = Vec::new();
     for s in series {
         if !sections.contains(&s.section.as_str()) {
@@ -709,25 +949,32 @@ fn report(series: &[Series], m: &Memory, h: &ReportHeader) -> String {
         }
     }
     let reference = |section: &str| {
-        series
-            .iter()
-            .find(|s| s.section == section && matches!(s.via, Via::Direct(n) if n == DRIVER_PARTS || n == 0))
+        series.iter().find(|s| {
+            s.section == section && matches!(s.via, Via::Direct(n) if n == DRIVER_PARTS || n == 0)
+        })
     };
     let mut targets = Vec::new();
     for section in &sections {
         let direct = reference(section);
         for s in series.iter().filter(|s| s.section == *section) {
             let median = s.median();
-            let mb = s.mb_per_s(median).map(|v| format!("{v:.1}")).unwrap_or_default();
+            let mb = s
+                .mb_per_s(median)
+                .map(|v| format!("{v:.1}"))
+                .unwrap_or_default();
             let ratio = match direct {
                 Some(d) if std::ptr::eq(d, s) => "reference".to_owned(),
-                Some(d) => format!("{:.0} %", d.median().as_secs_f64() / median.as_secs_f64() * 100.0),
+                Some(d) => format!(
+                    "{:.0} %",
+                    d.median().as_secs_f64() / median.as_secs_f64() * 100.0
+                ),
                 None => String::new(),
             };
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} |\n",
                 s.section,
                 s.via.label(),
+                s.times.len(),
                 fmt_duration(median),
                 fmt_duration(s.min()),
                 mb,
@@ -740,18 +987,30 @@ fn report(series: &[Series], m: &Memory, h: &ReportHeader) -> String {
             }
         }
     }
-    out.push_str("\n| target: driver ≥ 90 % of object_store direct | medians | best rounds | result |\n");
+    out.push_str(
+        "\n| target: driver ≥ 90 % of object_store direct | medians | best rounds | result |\n",
+    );
     out.push_str("|---|---:|---:|---|\n");
     for (section, ratio, best) in &targets {
         out.push_str(&format!(
             "| {section} | {:.0} % | {:.0} % | {} |\n",
             ratio * 100.0,
             best * 100.0,
-            if *ratio >= 0.9 { "reached" } else { "**not reached**" }
+            if *ratio >= 0.9 {
+                "reached"
+            } else {
+                "**not reached**"
+            }
         ));
     }
     let target = 4 * h.chunk as u64 + 32 * MIB as u64;
-    let verdict = |bytes: u64| if bytes <= target { "within" } else { "**over**" };
+    let verdict = |bytes: u64| {
+        if bytes <= target {
+            "within"
+        } else {
+            "**over**"
+        }
+    };
     out.push_str(&format!(
         "\n| peak memory writing {} (1 MiB writes made on the fly) | above baseline | time | target 4 × chunksize + 32 MiB = {:.0} MiB |\n",
         size_label(m.size),
@@ -784,11 +1043,10 @@ fn report(series: &[Series], m: &Memory, h: &ReportHeader) -> String {
     ));
     match (m.ipc_child_hwm, m.ipc_child_rss_before) {
         (Some(hwm), Some(before)) => out.push_str(&format!(
-            "| over IPC: the child, resident (VmHWM {:.1} MiB, VmRSS before {:.1} MiB) | {:.1} MiB | | {} |\n",
-            mib(hwm),
-            mib(before),
+            "| over IPC: the child, whole resident peak (VmHWM; {:.1} MiB above its VmRSS before) | {:.1} MiB | | {} |\n",
             mib(hwm.saturating_sub(before)),
-            verdict(hwm.saturating_sub(before))
+            mib(hwm),
+            verdict(hwm)
         )),
         _ => out.push_str("| over IPC: the child | not measured (no child pid or /proc not writable) | | |\n"),
     }

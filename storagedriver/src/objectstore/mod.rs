@@ -70,7 +70,9 @@
 //! `commit` uploads the tail as the last part and completes the upload (or PUTs the content
 //! when there is no upload), then removes the records. `cancel` aborts the upload and removes
 //! the records, so nothing is left behind or billed; `delete` of the path, or of a directory
-//! above it, does the same.
+//! above it, does the same when there is committed content to delete (a path that holds only
+//! an uncommitted upload is not found, as the contract says, and its upload stays resumable
+//! until its writer cancels it).
 //!
 //! A writer checks that the record still names it before each part, and before `close`,
 //! `commit` and `cancel`; when another writer took the upload over it is superseded

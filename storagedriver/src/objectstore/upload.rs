@@ -126,7 +126,7 @@ async fn records(core: &Core, path: &str) -> Result<Vec<Record>> {
 }
 
 /// One reserved key of an upload.
-struct Record {
+pub(crate) struct Record {
     /// A state record (else a tail).
     state: bool,
     token: String,
@@ -142,12 +142,28 @@ pub(crate) async fn owner(core: &Core, path: &str) -> Result<Option<String>> {
         .map(|r| r.token))
 }
 
-/// The state of the upload of `path` (its newest record), if there is one.
-pub(crate) async fn load(core: &Core, path: &str) -> Result<Option<UploadState>> {
-    let Some(newest) = records(core, path).await?.into_iter().rfind(|r| r.state) else {
-        return Ok(None);
+/// What a new writer finds of the upload of `path`: every reserved key (listed once), the
+/// newest state record's token, and that record.
+pub(crate) struct Found {
+    pub(crate) records: Vec<Record>,
+    pub(crate) newest: Option<String>,
+    pub(crate) state: Option<UploadState>,
+}
+
+/// Lists the upload of `path` and reads its newest state record.
+pub(crate) async fn find(core: &Core, path: &str) -> Result<Found> {
+    let records = records(core, path).await?;
+    let newest = records.iter().rfind(|r| r.state);
+    let state = match newest {
+        Some(record) => read_record(core, path, &record.key).await?,
+        None => None,
     };
-    read_record(core, path, &newest.key).await
+    let newest = newest.map(|r| r.token.clone());
+    Ok(Found {
+        records,
+        newest,
+        state,
+    })
 }
 
 /// The state record at `key` (`None` if it went meanwhile).
@@ -190,31 +206,36 @@ pub(crate) async fn save(core: &Core, path: &str, state: &UploadState) -> Result
 /// but `keep_tail`), or up to and including `token` when `inclusive`. Newer writers' records
 /// are never touched, so a writer that finishes cannot remove the state of one that took over
 /// meanwhile. A failure only leaves reserved keys behind.
-pub(crate) async fn remove_older(
+pub(crate) async fn remove_older(core: &Core, path: &str, token: &str, inclusive: bool) {
+    match records(core, path).await {
+        Ok(records) => remove_listed(core, path, records, token, inclusive, None).await,
+        Err(e) => {
+            tracing::debug!(driver = %core.name, path, error = %e, "leaving stale upload records");
+        }
+    }
+}
+
+/// [`remove_older`] over records already listed.
+pub(crate) async fn remove_listed(
     core: &Core,
     path: &str,
+    records: Vec<Record>,
     token: &str,
     inclusive: bool,
     keep_tail: Option<&str>,
 ) {
-    let stale = match records(core, path).await {
-        Ok(records) => records
-            .into_iter()
-            .filter(|r| {
-                if inclusive {
-                    r.token.as_str() <= token
-                } else {
-                    r.token.as_str() < token
-                }
-            })
-            .filter(|r| r.state || Some(r.token.as_str()) != keep_tail)
-            .map(|r| r.key)
-            .collect(),
-        Err(e) => {
-            tracing::debug!(driver = %core.name, path, error = %e, "leaving stale upload records");
-            return;
-        }
-    };
+    let stale = records
+        .into_iter()
+        .filter(|r| {
+            if inclusive {
+                r.token.as_str() <= token
+            } else {
+                r.token.as_str() < token
+            }
+        })
+        .filter(|r| r.state || Some(r.token.as_str()) != keep_tail)
+        .map(|r| r.key)
+        .collect();
     if let Err(e) = delete_keys(core, path, stale).await {
         tracing::debug!(driver = %core.name, path, error = %e, "leaving stale upload records");
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::multipart::PartId;
+use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload};
 use tokio::task::JoinSet;
 
@@ -18,13 +19,9 @@ use crate::writer::{FileWriter, WriterState};
 /// Opens a writer for `path`: a new upload, or (`append`) the one an earlier writer closed.
 /// Either way the new writer takes the upload over (see the crate docs).
 pub(crate) async fn open(core: Arc<Core>, path: &str, append: bool) -> Result<ObjectWriter> {
-    let previous = upload::load(&core, path).await?;
-    let newest = upload::owner(&core, path).await?;
-    let token = upload::new_token(
-        newest
-            .as_deref()
-            .max(previous.as_ref().map(|p| p.token.as_str())),
-    );
+    let found = upload::find(&core, path).await?;
+    let previous = found.state;
+    let token = upload::new_token(found.newest.as_deref());
     let (state, tail) = match (append, previous.clone()) {
         (true, Some(previous)) => {
             let tail = upload::read_tail(&core, path, &previous).await?;
@@ -55,9 +52,11 @@ pub(crate) async fn open(core: Arc<Core>, path: &str, append: bool) -> Result<Ob
     if let (false, Some(previous)) = (append, &previous) {
         upload::abort(&core, path, previous).await?;
     }
-    upload::remove_older(
+    // Every record listed before ours was saved is older than ours.
+    upload::remove_listed(
         &core,
         path,
+        found.records,
         &state.token,
         false,
         state.tail_owner.as_deref(),
@@ -195,12 +194,17 @@ impl ObjectWriter {
                 return Err(e);
             }
         }
+        self.spawn_part(key, id, payload);
+        Ok(())
+    }
+
+    /// Starts the upload of the next part.
+    fn spawn_part(&mut self, key: Path, id: String, payload: PutPayload) {
         let index = self.parts.len();
         self.parts.push(None);
         let store = Arc::clone(&self.core.store);
         self.in_flight
             .spawn(async move { (index, store.put_part(&key, &id, index, payload).await) });
-        Ok(())
     }
 
     /// Waits for one part in flight and records it.
@@ -269,7 +273,7 @@ impl ObjectWriter {
 
     /// Removes this writer's records, and older ones, after a commit or cancel.
     async fn forget(&self) {
-        upload::remove_older(&self.core, &self.path, &self.state.token, true, None).await;
+        upload::remove_older(&self.core, &self.path, &self.state.token, true).await;
     }
 }
 
@@ -327,10 +331,18 @@ impl FileWriter for ObjectWriter {
 
     async fn commit(&mut self) -> Result<()> {
         self.finished()?;
-        self.drain().await?;
         self.ensure_owner().await?;
         let key = self.core.keys.object(&self.path);
-        match self.state.upload.clone() {
+        let upload = self.state.upload.clone();
+        if let Some(id) = &upload {
+            if self.buffer.len > 0 {
+                // The last (shorter) part goes up beside the parts still in flight.
+                let last = self.buffer.take_all();
+                self.spawn_part(key.clone(), id.clone(), last);
+            }
+        }
+        self.drain().await?;
+        match upload {
             None => {
                 let payload = self.buffer.take_all();
                 let options = PutOptions {
@@ -344,23 +356,6 @@ impl FileWriter for ObjectWriter {
                     .map_err(|e| self.core.error("commit", &self.path, e))?;
             }
             Some(id) => {
-                if self.buffer.len > 0 {
-                    let last = self.buffer.take_all();
-                    let index = self.parts.len();
-                    let part = self
-                        .core
-                        .store
-                        .put_part(&key, &id, index, last)
-                        .await
-                        .map_err(|e| {
-                            self.core.error(
-                                &format!("commit: upload part {}", index + 1),
-                                &self.path,
-                                e,
-                            )
-                        })?;
-                    self.parts.push(Some(part.content_id));
-                }
                 let parts = self
                     .uploaded_parts()
                     .into_iter()
