@@ -67,6 +67,18 @@ stop_servers() {
     wait
 }
 
+# step SERVER ACTION STARTED...: runs `SERVER.sh ACTION`; if it fails, stops the servers already
+# started (STARTED...) and exits 1.
+step() {
+    local s=$1 action=$2
+    shift 2
+    if ! "$SERVERS_SCRIPT_DIR/$s.sh" "$action"; then
+        log "servers: $s $action failed, stopping what was started"
+        stop_servers "$@"
+        exit 1
+    fi
+}
+
 start() {
     local s t_all t0 started=() summary=()
     local t_install t_start
@@ -74,19 +86,11 @@ start() {
     rm -f "$ENV_FILE"
     for s in "$@"; do
         t0=$(now)
-        if ! "$SERVERS_SCRIPT_DIR/$s.sh" install; then
-            log "servers: $s install failed"
-            stop_servers "${started[@]}"
-            exit 1
-        fi
+        step "$s" install "${started[@]}"
         t_install=$(elapsed "$t0")
         started+=("$s")
         t0=$(now)
-        if ! "$SERVERS_SCRIPT_DIR/$s.sh" start; then
-            log "servers: $s failed to start, stopping what was started"
-            stop_servers "${started[@]}"
-            exit 1
-        fi
+        step "$s" start "${started[@]}"
         t_start=$(elapsed "$t0")
         summary+=("$(printf '%-15s install %7s s   start %6s s' "$s" "$t_install" "$t_start")")
     done

@@ -126,6 +126,38 @@ impl Series {
     }
 }
 
+/// Opens a section: one empty [`Series`] per configuration, appended to `series`; returns
+/// the index of the first, for [`record`].
+fn open_section(
+    series: &mut Vec<Series>,
+    section: &str,
+    configs: &[Via],
+    bytes: Option<u64>,
+) -> usize {
+    let first = series.len();
+    series.extend(configs.iter().map(|&via| Series {
+        section: section.to_owned(),
+        via,
+        bytes,
+        times: Vec::new(),
+    }));
+    first
+}
+
+/// Adds one round's time of `via` to its series of the section opened at `first`, and logs it.
+fn record(series: &mut [Series], first: usize, round: usize, via: Via, t: Duration) {
+    if let Some(s) = series[first..].iter_mut().find(|s| s.via == via) {
+        eprintln!(
+            "  {} round {} {}: {}",
+            s.section,
+            round + 1,
+            via.label(),
+            fmt_duration(t)
+        );
+        s.times.push(t);
+    }
+}
+
 /// A buffer of random bytes that each put takes whole and gives back. When `unique`, it is
 /// stamped anew each time (16 bytes every 64 KiB) so that no put repeats a block Garage
 /// already stores (it deduplicates blocks by hash).
@@ -602,15 +634,7 @@ async fn run(root: String) -> Option<String> {
     ];
     for &size in &sizes {
         let section = format!("put {}", size_label(size));
-        let first = series.len();
-        for via in put_configs {
-            series.push(Series {
-                section: section.clone(),
-                via,
-                bytes: Some(size as u64),
-                times: Vec::new(),
-            });
-        }
+        let first = open_section(&mut series, &section, &put_configs, Some(size as u64));
         // A 64 MiB round is short: twice as many of them.
         let size_rounds = if size < 1 << 30 { 2 * rounds } else { rounds };
         for round in 0..size_rounds {
@@ -623,15 +647,7 @@ async fn run(root: String) -> Option<String> {
                 drop(data);
                 source.give_back(whole);
                 bench.remove(&path).await;
-                eprintln!(
-                    "  {section} round {} {}: {}",
-                    round + 1,
-                    via.label(),
-                    fmt_duration(t)
-                );
-                if let Some(s) = series[first..].iter_mut().find(|s| s.via == via) {
-                    s.times.push(t);
-                }
+                record(&mut series, first, round, via, t);
             }
         }
     }
@@ -641,29 +657,13 @@ async fn run(root: String) -> Option<String> {
     for &size in &sizes {
         let path = format!("/read/{}", size >> 20);
         let section = format!("get {}", size_label(size));
-        let first = series.len();
-        for via in get_configs {
-            series.push(Series {
-                section: section.clone(),
-                via,
-                bytes: Some(size as u64),
-                times: Vec::new(),
-            });
-        }
+        let first = open_section(&mut series, &section, &get_configs, Some(size as u64));
         settle().await;
         let size_rounds = if size < 1 << 30 { 2 * rounds } else { rounds };
         for round in 0..size_rounds {
             for via in rotated(&get_configs, round) {
                 let t = bench.get(via, &path, size as u64).await;
-                eprintln!(
-                    "  {section} round {} {}: {}",
-                    round + 1,
-                    via.label(),
-                    fmt_duration(t)
-                );
-                if let Some(s) = series[first..].iter_mut().find(|s| s.via == via) {
-                    s.times.push(t);
-                }
+                record(&mut series, first, round, via, t);
             }
         }
         bench.remove(&path).await;
@@ -672,15 +672,7 @@ async fn run(root: String) -> Option<String> {
     // 1 KiB put+get round trips.
     let payload = testsuites::data::random_bytes(1, 1024);
     let section = format!("put+get 1 KiB (mean of {small_count})");
-    let first = series.len();
-    for via in get_configs {
-        series.push(Series {
-            section: section.clone(),
-            via,
-            bytes: None,
-            times: Vec::new(),
-        });
-    }
+    let first = open_section(&mut series, &section, &get_configs, None);
     // Short rounds: three times as many, after one untimed pass of each configuration.
     for via in get_configs {
         bench
@@ -697,15 +689,7 @@ async fn run(root: String) -> Option<String> {
                     small_count,
                 )
                 .await;
-            eprintln!(
-                "  {section} round {} {}: {}",
-                round + 1,
-                via.label(),
-                fmt_duration(t)
-            );
-            if let Some(s) = series[first..].iter_mut().find(|s| s.via == via) {
-                s.times.push(t);
-            }
+            record(&mut series, first, round, via, t);
         }
     }
 
@@ -726,15 +710,7 @@ async fn run(root: String) -> Option<String> {
         fmt_duration(setup.elapsed())
     );
     let section = format!("list {LIST_KEYS} keys");
-    let first = series.len();
-    for via in get_configs {
-        series.push(Series {
-            section: section.clone(),
-            via,
-            bytes: None,
-            times: Vec::new(),
-        });
-    }
+    let first = open_section(&mut series, &section, &get_configs, None);
     for via in get_configs {
         bench.list(via, "/list").await;
     }
@@ -747,15 +723,7 @@ async fn run(root: String) -> Option<String> {
                 "{} listed the wrong number of keys",
                 via.label()
             );
-            eprintln!(
-                "  {section} round {} {}: {}",
-                round + 1,
-                via.label(),
-                fmt_duration(t)
-            );
-            if let Some(s) = series[first..].iter_mut().find(|s| s.via == via) {
-                s.times.push(t);
-            }
+            record(&mut series, first, round, via, t);
         }
     }
     drop(source);

@@ -236,7 +236,7 @@ wait_healthy() {
     [[ $timeout =~ ^[0-9]+$ ]] || die "wait-healthy: timeout must be whole seconds, got '$timeout'"
     [ -f "$(cfg 1)" ] || die "garage-cluster: not started (no $(cfg 1))"
     t0=$(now)
-    deadline=$(awk -v t="$timeout" -v n="$t0" 'BEGIN { printf "%.3f", n + t }')
+    deadline=$(deadline_in "$timeout")
     while :; do
         all_ok=1
         seen=
@@ -254,7 +254,7 @@ wait_healthy() {
             log "garage-cluster: healthy after $(elapsed "$t0") s"
             return 0
         fi
-        if awk -v d="$deadline" -v n="$(now)" 'BEGIN { exit !(n > d) }'; then
+        if past "$deadline"; then
             log "garage-cluster: not healthy after ${timeout}s"
             return 1
         fi

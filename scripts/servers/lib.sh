@@ -41,11 +41,21 @@ http_code() {
     curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$@" "$url" || true
 }
 
+# deadline_in SECONDS: the time (as `now` prints it) SECONDS from now.
+deadline_in() {
+    awk -v t="$1" -v n="$(now)" 'BEGIN { printf "%.3f", n + t }'
+}
+
+# past DEADLINE: true once `now` is later than DEADLINE (from deadline_in).
+past() {
+    awk -v d="$1" -v n="$(now)" 'BEGIN { exit !(n > d) }'
+}
+
 # wait_http URL TIMEOUT_S [PID]: until curl gets any HTTP status (not 000).
 # Fails at once if PID is given and that process has exited.
 wait_http() {
     local url=$1 timeout=$2 pid=${3:-} deadline code
-    deadline=$(awk -v t="$timeout" -v n="$(now)" 'BEGIN { printf "%.3f", n + t }')
+    deadline=$(deadline_in "$timeout")
     while :; do
         code=$(http_code "$url")
         [ "$code" != 000 ] && return 0
@@ -53,7 +63,7 @@ wait_http() {
             log "process $pid exited while waiting for $url"
             return 1
         fi
-        if awk -v d="$deadline" -v n="$(now)" 'BEGIN { exit !(n > d) }'; then
+        if past "$deadline"; then
             log "no HTTP answer from $url after ${timeout}s"
             return 1
         fi
@@ -141,12 +151,12 @@ check_loopback() {
 retry() {
     local timeout=$1 deadline out
     shift
-    deadline=$(awk -v t="$timeout" -v n="$(now)" 'BEGIN { printf "%.3f", n + t }')
+    deadline=$(deadline_in "$timeout")
     while :; do
         if out=$("$@" 2>&1); then
             return 0
         fi
-        if awk -v d="$deadline" -v n="$(now)" 'BEGIN { exit !(n > d) }'; then
+        if past "$deadline"; then
             log "failed after ${timeout}s: $*"
             log "$out"
             return 1
