@@ -222,16 +222,7 @@ fn cluster() -> Option<(Server, ClusterScript)> {
                     .to_owned()
             })
     });
-    match found {
-        Ok(found) => Some(found),
-        Err(reason) if testsuites::sizes::servers_required() => {
-            panic!("STORAGEDRIVER_REQUIRE_SERVERS=1, but {reason}")
-        }
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            None
-        }
-    }
+    common::or_skip(found)
 }
 
 /// splitmix64: spreads any input over all 64 bits (and never gives 0 for these seeds).

@@ -19,16 +19,7 @@ use storagedriver::{
 
 /// The Garage server, or `None` (and a note) when it is not configured and not required.
 fn garage() -> Option<Server> {
-    match common::server("GARAGE") {
-        Ok(server) => Some(server),
-        Err(reason) if testsuites::sizes::servers_required() => {
-            panic!("STORAGEDRIVER_REQUIRE_SERVERS=1, but {reason}")
-        }
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            None
-        }
-    }
+    common::or_skip(common::server("GARAGE"))
 }
 
 fn config(params: serde_json::Value) -> driver_s3::S3Config {

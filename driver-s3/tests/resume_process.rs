@@ -11,12 +11,8 @@ use storagedriver::Parameters;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_writer_resumes_in_a_second_process() {
-    let server = match common::server("GARAGE") {
-        Ok(server) => server,
-        Err(reason) if testsuites::sizes::servers_required() => {
-            panic!("STORAGEDRIVER_REQUIRE_SERVERS=1, but {reason}")
-        }
-        Err(reason) => return eprintln!("skipped: {reason}"),
+    let Some(server) = common::or_skip(common::server("GARAGE")) else {
+        return;
     };
     let root = common::unique_root("process");
     let here = server.driver(&root);
@@ -81,12 +77,8 @@ fn driver_children() -> Vec<i32> {
 /// writer that commits leaves no reserved key behind.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_writer_killed_mid_write_resumes_elsewhere() {
-    let server = match common::server("GARAGE") {
-        Ok(server) => server,
-        Err(reason) if testsuites::sizes::servers_required() => {
-            panic!("STORAGEDRIVER_REQUIRE_SERVERS=1, but {reason}")
-        }
-        Err(reason) => return eprintln!("skipped: {reason}"),
+    let Some(server) = common::or_skip(common::server("GARAGE")) else {
+        return;
     };
     let root = common::unique_root("killed");
     let params: Parameters = serde_json::from_value(server.parameters(&root)).expect("params");

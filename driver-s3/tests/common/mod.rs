@@ -45,6 +45,21 @@ pub fn server(name: &'static str) -> Result<Server, String> {
     })
 }
 
+/// `found`, or `None` with a note when what the test needs is not configured; under
+/// `STORAGEDRIVER_REQUIRE_SERVERS=1` that is a failure instead.
+pub fn or_skip<T>(found: Result<T, String>) -> Option<T> {
+    match found {
+        Ok(found) => Some(found),
+        Err(reason) if testsuites::sizes::servers_required() => {
+            panic!("STORAGEDRIVER_REQUIRE_SERVERS=1, but {reason}")
+        }
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            None
+        }
+    }
+}
+
 /// A root prefix no other test uses.
 pub fn unique_root(label: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
