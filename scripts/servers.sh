@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
-# Installs (or reuses from the cache) and starts the S3 test servers, all bound to 127.0.0.1, and
-# writes their settings to $STATE_DIR/s3.env (source it); stop ends them by their pid files.
+# Installs (or reuses from the cache) and starts the test servers, S3 (Garage, ministack) and Azure
+# Blob (Azurite), all bound to 127.0.0.1, and writes their settings to $STATE_DIR/servers.env
+# (source it); stop ends them by their pid files.
 #
-# Usage: scripts/servers.sh start|stop [garage] [ministack] [garage-cluster]   (default: all three)
+# Usage: scripts/servers.sh start|stop [garage] [ministack] [garage-cluster] [azurite] (default: all)
 #   garage          single-node Garage 2.5.0, :3900, checks SigV4 (scripts/servers/garage.sh)
 #   ministack       ministack 1.5.33, :4566, accepts any credentials (scripts/servers/ministack.sh)
 #   garage-cluster  3-node Garage, :3910/:3920/:3930 (scripts/servers/garage-cluster.sh)
+#   azurite         Azurite 3.37.0 (blob), :10000, checks SharedKey (scripts/servers/azurite.sh)
 #
 # Environment: STORAGEDRIVER_CACHE (installs, default ~/.cache/storagedriver-rs),
 # STORAGEDRIVER_SERVERS_DIR (state, default <repo>/target/servers). The first Garage build takes
-# about 6 minutes; later runs reuse the cached binary.
+# about 6 minutes and the first Azurite install (npm) about 45 s; later runs reuse the cache.
 set -euo pipefail
 # shellcheck source=scripts/servers/lib.sh
 . "$(dirname "$0")/servers/lib.sh"
 
-ALL=(garage ministack garage-cluster)
-ENV_FILE=$STATE_DIR/s3.env
+ALL=(garage ministack garage-cluster azurite)
+ENV_FILE=$STATE_DIR/servers.env
+# Azurite's well-known development account (the same in every Azurite install).
+AZURITE_ACCOUNT=devstoreaccount1
+AZURITE_KEY='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
 
 usage() {
-    sed -n '5,8s/^# \{0,1\}//p' "$0" >&2
+    sed -n '6,10s/^# \{0,1\}//p' "$0" >&2
     exit 2
 }
 
@@ -51,6 +56,12 @@ write_env() {
                     "$GARAGE_CLUSTER_ACCESS_KEY" "$GARAGE_CLUSTER_SECRET_KEY"
                 printf 'export STORAGEDRIVER_S3_GARAGE_CLUSTER_SCRIPT=%q\n' \
                     "$SERVERS_SCRIPT_DIR/garage-cluster.sh"
+                ;;
+            azurite)
+                printf 'export STORAGEDRIVER_AZURE_AZURITE_SERVICE_URL=%q\n' \
+                    "http://127.0.0.1:10000/$AZURITE_ACCOUNT"
+                printf 'export STORAGEDRIVER_AZURE_AZURITE_ACCOUNT=%q\n' "$AZURITE_ACCOUNT"
+                printf 'export STORAGEDRIVER_AZURE_AZURITE_KEY=%q\n' "$AZURITE_KEY"
                 ;;
             esac
         done
@@ -106,7 +117,7 @@ selected=("$@")
 [ ${#selected[@]} -gt 0 ] || selected=("${ALL[@]}")
 for s in "${selected[@]}"; do
     case $s in
-    garage | ministack | garage-cluster) ;;
+    garage | ministack | garage-cluster | azurite) ;;
     *) usage ;;
     esac
 done

@@ -7,11 +7,12 @@
 # Environment: STORAGEDRIVER_SUITE=full runs the Go sizes (5 GiB stream, 32 writers × 32 MiB);
 # STORAGEDRIVER_REQUIRE_SERVERS=1 (set here) turns a skipped server-backed fixture into a failure.
 #
-# S3 servers: scripts/servers.sh start runs Garage (single node and a 3-node cluster) and ministack
-# on 127.0.0.1, and the settings it writes (target/servers/s3.env, or under
-# $STORAGEDRIVER_SERVERS_DIR) are sourced; a trap stops them by pid on any exit. A server that
-# fails to start fails the run. STORAGEDRIVER_SERVERS=external skips this: the servers were started
-# elsewhere and their STORAGEDRIVER_S3_* variables are already exported.
+# Test servers: scripts/servers.sh start runs Garage (single node and a 3-node cluster), ministack
+# (S3) and Azurite (Azure Blob) on 127.0.0.1, and the settings it writes
+# (target/servers/servers.env, or under $STORAGEDRIVER_SERVERS_DIR) are sourced; a trap stops them
+# by pid on any exit. A server that fails to start fails the run. STORAGEDRIVER_SERVERS=external
+# skips this: the servers were started elsewhere and their STORAGEDRIVER_S3_* and
+# STORAGEDRIVER_AZURE_* variables are already exported.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +21,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 
 if [ "${STORAGEDRIVER_SERVERS:-}" = external ]; then
-    echo "== S3 servers: external (STORAGEDRIVER_SERVERS=external), not started here"
+    echo "== test servers: external (STORAGEDRIVER_SERVERS=external), not started here"
 else
     echo "== scripts/servers.sh start"
     trap 'scripts/servers.sh stop' EXIT
@@ -28,7 +29,7 @@ else
     trap 'exit 143' TERM
     scripts/servers.sh start
     # shellcheck source=/dev/null
-    source "${STORAGEDRIVER_SERVERS_DIR:-$PWD/target/servers}/s3.env"
+    source "${STORAGEDRIVER_SERVERS_DIR:-$PWD/target/servers}/servers.env"
 fi
 
 echo "== cargo test --workspace --all-features"

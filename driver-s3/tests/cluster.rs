@@ -218,7 +218,7 @@ fn cluster() -> Option<(Server, ClusterScript)> {
             .map(|script| (server, ClusterScript(script.into())))
             .map_err(|_| {
                 "STORAGEDRIVER_S3_GARAGE_CLUSTER_SCRIPT is not set (run scripts/servers.sh start \
-                 garage-cluster and source target/servers/s3.env)"
+                 garage-cluster and source target/servers/servers.env)"
                     .to_owned()
             })
     });

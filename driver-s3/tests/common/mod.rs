@@ -1,5 +1,5 @@
 //! The S3 servers the tests run against, as `scripts/servers.sh` describes them in
-//! `target/servers/s3.env` (`STORAGEDRIVER_S3_<SERVER>_{ENDPOINT,REGION,BUCKET,ACCESS_KEY,SECRET_KEY}`).
+//! `target/servers/servers.env` (`STORAGEDRIVER_S3_<SERVER>_{ENDPOINT,REGION,BUCKET,ACCESS_KEY,SECRET_KEY}`).
 //! Every test works below its own root prefix, so tests share a bucket without seeing each
 //! other.
 
@@ -31,7 +31,7 @@ pub fn server(name: &'static str) -> Result<Server, String> {
         let key = format!("STORAGEDRIVER_S3_{name}_{field}");
         std::env::var(&key).map_err(|_| {
             format!(
-                "{key} is not set (run scripts/servers.sh start and source target/servers/s3.env)"
+                "{key} is not set (run scripts/servers.sh start and source target/servers/servers.env)"
             )
         })
     };
