@@ -106,7 +106,10 @@ pub enum Error {
     },
 
     /// The backend failed (Go: `storagedriver.Error`).
-    #[error("{driver}: {operation} {path}: {source}", path = .path.as_deref().unwrap_or(""))]
+    #[error(
+        "{driver}: {operation}{path}: {source}",
+        path = .path.as_deref().map(|p| format!(" {p}")).unwrap_or_default()
+    )]
     Backend {
         /// The driver's registered name.
         driver: String,

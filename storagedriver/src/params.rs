@@ -8,7 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
@@ -40,8 +42,10 @@ pub type Parameters = BTreeMap<String, Value>;
 #[derive(Debug)]
 pub struct ParamReader<'a> {
     driver: &'a str,
-    params: &'a Parameters,
+    params: Source<'a>,
     accepted: Vec<&'static str>,
+    /// The key of the object this reader reads, for a nested reader ([`ParamReader::nested`]).
+    within: Option<&'static str>,
 }
 
 impl<'a> ParamReader<'a> {
@@ -49,8 +53,17 @@ impl<'a> ParamReader<'a> {
     pub fn new(driver: &'a str, params: &'a Parameters) -> Self {
         ParamReader {
             driver,
-            params,
+            params: Source::Top(params),
             accepted: Vec::new(),
+            within: None,
+        }
+    }
+
+    /// `key` as errors name it: `credentials.type` inside the object `credentials`.
+    fn key_name(&self, key: &str) -> String {
+        match self.within {
+            Some(outer) => format!("{outer}.{key}"),
+            None => key.to_owned(),
         }
     }
 
@@ -60,7 +73,12 @@ impl<'a> ParamReader<'a> {
     }
 
     fn bad(&self, key: &str, expected: &str, got: &Value) -> Error {
-        Error::invalid_parameter(self.driver, key, format!("expected {expected}, got {got}"))
+        self.invalid(key, format!("expected {expected}, got {got}"))
+    }
+
+    /// An [`Error::InvalidParameter`] for `key` of this reader's driver.
+    pub fn invalid(&self, key: &str, reason: impl Into<String>) -> Error {
+        Error::invalid_parameter(self.driver, self.key_name(key), reason)
     }
 
     /// An optional string; a number or boolean is taken as its text.
@@ -76,7 +94,7 @@ impl<'a> ParamReader<'a> {
     /// A required string.
     pub fn required_string(&mut self, key: &'static str) -> Result<String> {
         self.string(key)?
-            .ok_or_else(|| Error::invalid_parameter(self.driver, key, "required, but not given"))
+            .ok_or_else(|| self.invalid(key, "required, but not given"))
     }
 
     /// An optional non-negative integer, given as a JSON number or a decimal string.
@@ -99,8 +117,7 @@ impl<'a> ParamReader<'a> {
     /// An optional integer within `min..=max`.
     pub fn u64_in(&mut self, key: &'static str, min: u64, max: u64) -> Result<Option<u64>> {
         match self.u64(key)? {
-            Some(n) if n < min || n > max => Err(Error::invalid_parameter(
-                self.driver,
+            Some(n) if n < min || n > max => Err(self.invalid(
                 key,
                 format!("expected an integer from {min} to {max}, got {n}"),
             )),
@@ -122,12 +139,72 @@ impl<'a> ParamReader<'a> {
         }
     }
 
+    /// An optional duration in Go's notation: a decimal number and a unit (`ns`, `us`, `µs`,
+    /// `ms`, `s`, `m`, `h`), repeated: `"100ms"`, `"1.5s"`, `"1m30s"`. A bare number is
+    /// seconds.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use storagedriver::params::{ParamReader, Parameters};
+    ///
+    /// let params: Parameters = serde_json::from_value(serde_json::json!({ "retry_delay": "1m30.5s" }))?;
+    /// let mut reader = ParamReader::new("azure", &params);
+    /// assert_eq!(reader.duration("retry_delay")?, Some(Duration::from_millis(90_500)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn duration(&mut self, key: &'static str) -> Result<Option<Duration>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(secs) if secs >= 0.0 && secs.is_finite() => {
+                    Ok(Some(Duration::from_secs_f64(secs)))
+                }
+                _ => Err(self.invalid(key, format!("expected a duration, got {n}"))),
+            },
+            Some(v @ Value::String(s)) => go_duration(s.trim())
+                .map(Some)
+                .ok_or_else(|| self.bad(key, "a duration such as \"100ms\" or \"1.5s\"", v)),
+            Some(v) => Err(self.bad(key, "a duration", v)),
+        }
+    }
+
+    /// The object at `key`, read by a reader of its own, whose errors name its keys
+    /// `key.inner`; `None` when absent. Call [`ParamReader::finish`] on it to reject its
+    /// unknown keys.
+    ///
+    /// ```
+    /// use storagedriver::params::{ParamReader, Parameters};
+    ///
+    /// let params: Parameters = serde_json::from_value(serde_json::json!({
+    ///     "credentials": { "type": "client_secret", "tenant": "t" },
+    /// }))?;
+    /// let mut reader = ParamReader::new("azure", &params);
+    /// let mut credentials = reader.nested("credentials")?.expect("present");
+    /// assert_eq!(credentials.string("type")?.as_deref(), Some("client_secret"));
+    /// let err = credentials.finish().unwrap_err();
+    /// assert!(err.to_string().starts_with("azure: parameter \"credentials.tenant\": unknown parameter"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn nested(&mut self, key: &'static str) -> Result<Option<ParamReader<'a>>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(Value::Object(map)) => Ok(Some(ParamReader {
+                driver: self.driver,
+                params: Source::Nested(map),
+                accepted: Vec::new(),
+                within: Some(key),
+            })),
+            Some(v) => Err(self.bad(key, "an object", v)),
+        }
+    }
+
     /// Ends reading: the first key that was never asked for is an error listing the keys the
     /// driver accepts.
     pub fn finish(self) -> Result<()> {
         match self
             .params
             .keys()
+            .into_iter()
             .find(|k| !self.accepted.contains(&k.as_str()))
         {
             None => Ok(()),
@@ -137,12 +214,82 @@ impl<'a> ParamReader<'a> {
                 } else {
                     self.accepted.join(", ")
                 };
-                Err(Error::invalid_parameter(
-                    self.driver,
-                    unknown.as_str(),
-                    format!("unknown parameter (accepted: {accepted})"),
-                ))
+                Err(self.invalid(unknown, format!("unknown parameter (accepted: {accepted})")))
             }
+        }
+    }
+}
+
+/// The map a reader reads: the parameters, or an object nested in them.
+#[derive(Debug, Clone, Copy)]
+enum Source<'a> {
+    Top(&'a Parameters),
+    Nested(&'a Map<String, Value>),
+}
+
+impl<'a> Source<'a> {
+    fn get(self, key: &str) -> Option<&'a Value> {
+        match self {
+            Source::Top(map) => map.get(key),
+            Source::Nested(map) => map.get(key),
+        }
+    }
+
+    fn keys(self) -> Vec<&'a String> {
+        match self {
+            Source::Top(map) => map.keys().collect(),
+            Source::Nested(map) => map.keys().collect(),
+        }
+    }
+}
+
+/// Parses Go's duration notation (`time.ParseDuration`) for a non-negative duration; a bare
+/// number is seconds.
+fn go_duration(text: &str) -> Option<Duration> {
+    if let Ok(secs) = text.parse::<f64>() {
+        return (secs >= 0.0 && secs.is_finite()).then(|| Duration::from_secs_f64(secs));
+    }
+    let mut rest = text;
+    let mut total = 0.0_f64;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit] {
+            "ns" => 1e-9,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit..];
+        total += number * scale;
+    }
+    (!text.is_empty() && total.is_finite()).then(|| Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        let ms = Duration::from_millis;
+        assert_eq!(go_duration("100ms"), Some(ms(100)));
+        assert_eq!(go_duration("1.5s"), Some(ms(1_500)));
+        assert_eq!(go_duration("2m3s"), Some(ms(123_000)));
+        assert_eq!(go_duration("1h"), Some(Duration::from_secs(3_600)));
+        assert_eq!(go_duration("250us"), Some(Duration::from_micros(250)));
+        assert_eq!(go_duration("3"), Some(Duration::from_secs(3)));
+        for bad in ["", "ms", "5 parsecs", "-1s", "1d", "1.2.3s"] {
+            assert_eq!(go_duration(bad), None, "{bad:?}");
         }
     }
 }

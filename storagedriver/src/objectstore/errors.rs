@@ -30,7 +30,7 @@ pub(crate) fn map(driver: &str, operation: &str, path: &str, err: object_store::
         | object_store::Error::PermissionDenied { .. } => {
             return explained(
                 Retry::Useless,
-                "access denied (check the credentials and their permissions on the bucket)",
+                "access denied (check the credentials and their permissions on the bucket or container)",
             );
         }
         _ if unreachable(&text) => return explained(Retry::MayHelp, "cannot reach the endpoint"),

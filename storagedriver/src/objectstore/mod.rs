@@ -91,6 +91,7 @@ mod walk;
 mod writer;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -185,16 +186,41 @@ impl ObjectStoreDriver {
         Ok(None)
     }
 
-    /// Deletes every key below `path/`, in the store's batches; returns how many went.
+    /// Deletes every key below `path/`, in the store's batches, at most
+    /// [`ObjectStoreOptions::delete_chunk`] keys at a time; returns how many went. A chunk
+    /// that fails with a transient error is sent again (deleting is idempotent): the store's
+    /// client does not retry batch requests, which are POSTs, when a server closes a kept-alive
+    /// connection as the request goes out.
     async fn delete_below(&self, path: &str) -> Result<usize> {
         let base = self.core.keys.object(path);
-        let keys = self
+        let mut chunks = self
             .core
             .store
             .list(Some(&base))
             .map_ok(|meta| meta.location)
-            .boxed();
-        let mut deleted = self.core.store.delete_stream(keys);
+            .try_chunks(self.core.options.delete_chunk);
+        let mut count = 0;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| self.error("delete", path, e.1))?;
+            let mut attempt = 0;
+            count += loop {
+                match self.delete_keys(path, chunk.clone()).await {
+                    Err(e) if e.may_retry() && attempt < DELETE_RETRIES => {
+                        attempt += 1;
+                        tracing::debug!(driver = %self.core.name, path, attempt, error = %e, "retrying a chunk of deletes");
+                        tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                    }
+                    done => break done?,
+                }
+            };
+        }
+        Ok(count)
+    }
+
+    /// Deletes `keys` in one `delete_stream`; keys already gone are not counted.
+    async fn delete_keys(&self, path: &str, keys: Vec<object_store::path::Path>) -> Result<usize> {
+        let stream = futures::stream::iter(keys.into_iter().map(Ok)).boxed();
+        let mut deleted = self.core.store.delete_stream(stream);
         let mut count = 0;
         while let Some(result) = deleted.next().await {
             match result {
@@ -206,6 +232,9 @@ impl ObjectStoreDriver {
         Ok(count)
     }
 }
+
+/// How many times a recursive delete sends a failed chunk again.
+const DELETE_RETRIES: u32 = 3;
 
 #[async_trait]
 impl StorageDriver for ObjectStoreDriver {

@@ -35,6 +35,11 @@ pub struct ObjectStoreOptions {
     pub copy_concurrency: usize,
     /// Attributes every object is written with (content type, storage class, ...).
     pub attributes: Attributes,
+    /// The most keys a recursive `delete` hands the store at once. The store splits them into
+    /// its own batches and sends several batches at a time; a slow server answers batches
+    /// that wait behind many others only after the client's timeout, so a smaller figure
+    /// bounds the batches in flight.
+    pub delete_chunk: usize,
 }
 
 impl Default for ObjectStoreOptions {
@@ -46,6 +51,7 @@ impl Default for ObjectStoreOptions {
             copy_chunk_size: 32 << 20,
             copy_concurrency: 4,
             attributes: Attributes::new(),
+            delete_chunk: 20_000,
         }
     }
 }
@@ -78,6 +84,12 @@ impl ObjectStoreOptions {
     /// Sets [`ObjectStoreOptions::copy_concurrency`] (at least 1).
     pub fn with_copy_concurrency(mut self, parts: usize) -> Self {
         self.copy_concurrency = parts.max(1);
+        self
+    }
+
+    /// Sets [`ObjectStoreOptions::delete_chunk`] (at least 1).
+    pub fn with_delete_chunk(mut self, keys: usize) -> Self {
+        self.delete_chunk = keys.max(1);
         self
     }
 
