@@ -1,8 +1,8 @@
 //! Create storage drivers by name from a parameter map (Go: `factory.Create`).
 //!
 //! A [`Registry`] maps names to [`DriverFactory`] values. The built-in drivers are registered by
-//! the crate's features (`inmemory` and `filesystem`, both on by default; `s3`, off by default
-//! because it brings an HTTP client and TLS), so a program that
+//! the crate's features (`inmemory` and `filesystem`, both on by default; `s3` and `azure`, off by
+//! default because they bring an HTTP client and TLS), so a program that
 //! depends on this crate can create them by name without registration code of its own. A name
 //! that is not registered falls back to an executable `registry-storage-<name>` found on the
 //! search path (`PATH` by default), started as a child process and driven through the IPC

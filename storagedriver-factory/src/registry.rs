@@ -76,7 +76,7 @@ impl Registry {
     }
 
     /// A registry with the built-in drivers this crate's features enable (`inmemory`,
-    /// `filesystem`, `s3`).
+    /// `filesystem`, `s3`, `azure`).
     pub fn with_builtin() -> Self {
         let registry = Self::empty();
         for factory in builtin_factories() {
@@ -201,10 +201,15 @@ fn is_executable(path: &Path) -> bool {
 
 /// The factories of the built-in drivers this crate's features enable.
 fn builtin_factories() -> Vec<Arc<dyn DriverFactory>> {
-    [inmemory_factory(), filesystem_factory(), s3_factory()]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        inmemory_factory(),
+        filesystem_factory(),
+        s3_factory(),
+        azure_factory(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 #[cfg(feature = "inmemory")]
@@ -234,6 +239,16 @@ fn s3_factory() -> Option<Arc<dyn DriverFactory>> {
 
 #[cfg(not(feature = "s3"))]
 fn s3_factory() -> Option<Arc<dyn DriverFactory>> {
+    None
+}
+
+#[cfg(feature = "azure")]
+fn azure_factory() -> Option<Arc<dyn DriverFactory>> {
+    Some(Arc::new(driver_azure::AzureFactory))
+}
+
+#[cfg(not(feature = "azure"))]
+fn azure_factory() -> Option<Arc<dyn DriverFactory>> {
     None
 }
 

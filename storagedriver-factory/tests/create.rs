@@ -25,7 +25,11 @@ fn python_driver_dir() -> &'static Path {
 #[tokio::test]
 async fn builtin_drivers_are_there_by_name() {
     let registry = Registry::with_builtin();
-    let mut expected = vec!["filesystem", "inmemory"];
+    let mut expected = vec![];
+    if cfg!(feature = "azure") {
+        expected.push("azure");
+    }
+    expected.extend(["filesystem", "inmemory"]);
     if cfg!(feature = "s3") {
         expected.push("s3");
     }
@@ -56,7 +60,8 @@ async fn an_unknown_name_without_an_executable_lists_what_there_is() {
             assert_eq!(name, "nosuchdriver");
             let builtin = Registry::with_builtin().names();
             assert_eq!(registered, &builtin);
-            assert!(registered.starts_with(&["filesystem".to_owned(), "inmemory".to_owned()]));
+            assert!(registered.contains(&"filesystem".to_owned()));
+            assert!(registered.contains(&"inmemory".to_owned()));
             assert_eq!(executable, "registry-storage-nosuchdriver");
         }
         other => panic!("expected UnknownDriver, got {other:?}"),
@@ -177,4 +182,35 @@ async fn s3_is_built_in_with_its_feature() {
         .await
         .expect_err("no region");
     assert!(err.to_string().contains("region"), "{err}");
+}
+
+#[cfg(feature = "azure")]
+#[tokio::test]
+async fn azure_is_built_in_with_its_feature() {
+    // Bad parameters fail before any request.
+    let err = storagedriver_factory::create("azure", &params(json!({ "accountname": "a" })))
+        .await
+        .expect_err("no container");
+    assert!(err.to_string().contains("\"container\""), "{err}");
+    // Creating the driver makes sure its container exists, so it needs the server.
+    let Ok(service_url) = std::env::var("STORAGEDRIVER_AZURE_AZURITE_SERVICE_URL") else {
+        assert!(
+            std::env::var("STORAGEDRIVER_REQUIRE_SERVERS").as_deref() != Ok("1"),
+            "STORAGEDRIVER_REQUIRE_SERVERS=1, but STORAGEDRIVER_AZURE_AZURITE_SERVICE_URL is not set"
+        );
+        eprintln!("skipped: STORAGEDRIVER_AZURE_AZURITE_SERVICE_URL is not set");
+        return;
+    };
+    let driver = storagedriver_factory::create(
+        "azure",
+        &params(json!({
+            "accountname": std::env::var("STORAGEDRIVER_AZURE_AZURITE_ACCOUNT").unwrap_or_default(),
+            "accountkey": std::env::var("STORAGEDRIVER_AZURE_AZURITE_KEY").unwrap_or_default(),
+            "serviceurl": service_url,
+            "container": "storagedriver-test",
+        })),
+    )
+    .await
+    .expect("the azure driver");
+    assert_eq!(driver.name(), "azure");
 }

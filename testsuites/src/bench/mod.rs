@@ -22,6 +22,8 @@
 
 pub mod ipc;
 pub mod raw;
+#[cfg(feature = "object-store")]
+pub mod side_by_side;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -1,0 +1,253 @@
+//! Creating the container on first use, as the Go driver did.
+//!
+//! `object_store` has no call that creates a container, so the driver sends that one request
+//! itself (Create Container, `PUT <serviceurl>/<container>?restype=container`), signed with
+//! the configured credential: a shared key signature, the SAS query, or the service
+//! principal's OAuth token from the store's own credential provider.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use http::{HeaderValue, Method, Request, StatusCode};
+use object_store::ObjectStore;
+use object_store::azure::{AzureCredential, MicrosoftAzure};
+use object_store::client::{HttpConnector, HttpRequestBody, ReqwestConnector};
+use object_store::path::Path;
+use sha2::Sha256;
+use storagedriver::{Error, Result, Retry};
+
+use crate::DRIVER_NAME;
+use crate::config::AzureConfig;
+use crate::credential::Credential;
+
+/// The REST API version the request is made with (Azurite 3.37 and Azure both accept it).
+const API_VERSION: &str = "2021-08-06";
+
+/// What the service said about the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// It did not exist, and now does.
+    Created,
+    /// It already existed.
+    Existed,
+    /// The credential may not create containers, and a listing found the container.
+    Present,
+}
+
+/// Makes sure the container of `config` exists, creating it when it does not and the
+/// credential may. A credential the service refuses, and a missing container the credential
+/// may not create, are errors that say so; so is an endpoint that does not answer.
+pub(crate) async fn ensure(config: &AzureConfig, store: &MicrosoftAzure) -> Result<Outcome> {
+    let url = format!(
+        "{}/{}?restype=container",
+        config.service_url, config.container
+    );
+    let fail = |retry: Retry, text: String| {
+        Error::backend(DRIVER_NAME, "create container", None, retry, text)
+    };
+    let mut request = Request::builder()
+        .method(Method::PUT)
+        .header("x-ms-version", API_VERSION)
+        .header("content-length", "0");
+    let date = chrono::Utc::now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    request = request.header("x-ms-date", &date);
+    let credential = store
+        .credentials()
+        .get_credential()
+        .await
+        .map_err(|e| fail(Retry::MayHelp, format!("cannot obtain a credential: {e}")))?;
+    let mut uri = url;
+    match (&config.credential, credential.as_ref()) {
+        (Credential::SharedKey(key), _) => {
+            let signature =
+                shared_key_signature(config, key, &date).map_err(|e| fail(Retry::Useless, e))?;
+            request = request.header(
+                "authorization",
+                format!("SharedKey {}:{signature}", config.account),
+            );
+        }
+        (_, AzureCredential::BearerToken(token)) => {
+            let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| {
+                fail(
+                    Retry::Useless,
+                    format!("the OAuth token is not a header value: {e}"),
+                )
+            })?;
+            request = request.header("authorization", value);
+        }
+        (_, AzureCredential::SASToken(pairs)) => {
+            for (key, value) in pairs {
+                uri.push('&');
+                uri.push_str(&encode(key));
+                uri.push('=');
+                uri.push_str(&encode(value));
+            }
+        }
+        (_, other) => {
+            return Err(fail(
+                Retry::Useless,
+                format!(
+                    "cannot create a container with a {} credential",
+                    kind(other)
+                ),
+            ));
+        }
+    }
+    let request = request
+        .uri(&uri)
+        .body(HttpRequestBody::empty())
+        .map_err(|e| fail(Retry::Useless, format!("cannot build the request: {e}")))?;
+    let client = ReqwestConnector::default()
+        .connect(
+            &object_store::ClientOptions::new()
+                .with_allow_invalid_certificates(config.skip_verify)
+                .with_allow_http(config.service_url.starts_with("http://"))
+                .with_connect_timeout(std::time::Duration::from_secs(5))
+                .with_timeout(std::time::Duration::from_secs(30)),
+        )
+        .map_err(|e| fail(Retry::Useless, e.to_string()))?;
+    let response = client.execute(request).await.map_err(|e| {
+        fail(
+            Retry::MayHelp,
+            format!("cannot reach {}: {e}", config.service_url),
+        )
+    })?;
+    let status = response.status();
+    let code = response
+        .headers()
+        .get("x-ms-error-code")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let container = &config.container;
+    let account = &config.account;
+    match status {
+        StatusCode::CREATED => {
+            tracing::info!(driver = DRIVER_NAME, container = %container, "created the container");
+            Ok(Outcome::Created)
+        }
+        StatusCode::CONFLICT => Ok(Outcome::Existed),
+        StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => {
+            let refused = |detail: String| {
+                fail(
+                    Retry::Useless,
+                    format!(
+                        "authentication failed: {} refused the {} credential of account \
+                         {account:?} ({detail}); check accountkey, sastoken or credentials",
+                        config.service_url,
+                        config.credential.kind()
+                    ),
+                )
+            };
+            if code == "AuthenticationFailed" {
+                return Err(refused(format!("{status} {code}")));
+            }
+            // Not allowed to create: a listing tells a missing container from one that
+            // exists, and from a credential refused outright (Azurite answers a wrong key
+            // with AuthorizationFailure, not AuthenticationFailed).
+            match present(store).await {
+                Ok(()) => Ok(Outcome::Present),
+                Err(e) if e.to_string().contains("ContainerNotFound") => Err(fail(
+                    Retry::Useless,
+                    format!(
+                        "container {container:?} does not exist in account {account:?}, and \
+                         the {} credential may not create it ({status} {code}); create it, or \
+                         give a credential with that right",
+                        config.credential.kind()
+                    ),
+                )),
+                Err(e) if forbidden(&e) => Err(refused(format!(
+                    "{status} {code} to create the container, and 403 to list it"
+                ))),
+                Err(e) => Err(fail(
+                    Retry::MayHelp,
+                    format!(
+                        "the credential may not create container {container:?} ({status} \
+                         {code}), and listing it failed: {e}"
+                    ),
+                )),
+            }
+        }
+        _ => Err(fail(
+            if status.is_server_error() {
+                Retry::MayHelp
+            } else {
+                Retry::Useless
+            },
+            format!(
+                "creating container {container:?} at {} answered {status} {code}",
+                config.service_url
+            ),
+        )),
+    }
+}
+
+/// Whether a listing of the container succeeds.
+async fn present(store: &MicrosoftAzure) -> object_store::Result<()> {
+    store
+        .list_with_delimiter(Some(&Path::from("~container-probe")))
+        .await
+        .map(|_| ())
+}
+
+/// Whether `err` is a refusal (401 or 403), however `object_store` classified it.
+fn forbidden(err: &object_store::Error) -> bool {
+    matches!(
+        err,
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
+    ) || {
+        let text = err.to_string();
+        text.contains("status code: 403") || text.contains("status code: 401")
+    }
+}
+
+/// The Shared Key signature of the Create Container request: HMAC-SHA256, keyed with the
+/// decoded account key, over the request's canonical form.
+fn shared_key_signature(
+    config: &AzureConfig,
+    key: &str,
+    date: &str,
+) -> std::result::Result<String, String> {
+    let key = STANDARD
+        .decode(key.trim())
+        .map_err(|_| "accountkey is not base64".to_owned())?;
+    let path = config
+        .service_url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|at| &rest[at..]))
+        .unwrap_or("");
+    // Verb, then 11 empty standard headers (Content-Length is empty when 0), the x-ms-
+    // headers in order, and the canonical resource with its query parameter.
+    let string_to_sign = format!(
+        "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{API_VERSION}\n/{}{path}/{}\nrestype:container",
+        config.account, config.container
+    );
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|e| e.to_string())?;
+    mac.update(string_to_sign.as_bytes());
+    Ok(STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+/// `text` percent-encoded for a query string.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+/// A credential's kind, for an error message.
+fn kind(credential: &AzureCredential) -> &'static str {
+    match credential {
+        AzureCredential::AccessKey(_) => "shared key",
+        AzureCredential::SASToken(_) => "SAS",
+        AzureCredential::BearerToken(_) => "OAuth",
+    }
+}

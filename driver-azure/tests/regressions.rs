@@ -1,0 +1,435 @@
+//! The Azure driver against Azurite (which checks Shared Key signatures and SAS tokens): the
+//! container created on first use, paging, foreign blob names, SAS URLs, credentials the
+//! service refuses, and the errors a user sees. Skipped without the server, a failure under
+//! `STORAGEDRIVER_REQUIRE_SERVERS=1`.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use common::{Server, unique, unique_root};
+use futures::{StreamExt, TryStreamExt};
+use hmac::{Hmac, Mac};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde_json::json;
+use sha2::Sha256;
+use storagedriver::{
+    Error, FileWriter, Method, Parameters, StorageDriver, UrlOptions, WalkControl, WalkOptions,
+};
+
+/// Azurite, or `None` (and a note) when it is not configured and not required.
+fn azurite() -> Option<Server> {
+    common::or_skip(common::server())
+}
+
+/// The raw store of the shared container: what another tool sees of it.
+fn raw_store(server: &Server) -> Arc<dyn ObjectStore> {
+    Arc::new(
+        Server::config(server.parameters(""))
+            .build_store()
+            .expect("a store"),
+    )
+}
+
+fn key(root: &str, rest: &str) -> Path {
+    Path::parse(format!("{}/{rest}", root.trim_start_matches('/'))).expect("a key")
+}
+
+async fn walk_paths(d: &dyn StorageDriver, from: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    d.walk(from, &WalkOptions::default(), &mut |info| {
+        seen.push(info.path.clone());
+        WalkControl::Continue
+    })
+    .await
+    .expect("walk");
+    seen
+}
+
+/// An account SAS for the blob service that may read and list, and nothing else: it may
+/// not create a container.
+fn read_only_account_sas(server: &Server) -> String {
+    let now = chrono::Utc::now();
+    let start = (now - chrono::Duration::minutes(5))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let expiry = (now + chrono::Duration::hours(1))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let version = "2021-08-06";
+    // Account SAS, version 2020-12-06 and later: account, permissions, services, resource
+    // types, start, expiry, IP, protocol, version, encryption scope, each followed by "\n".
+    let to_sign = format!(
+        "{}\nrl\nb\nsco\n{start}\n{expiry}\n\n\n{version}\n\n",
+        server.account
+    );
+    let key = STANDARD.decode(&server.key).expect("a base64 key");
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("an HMAC key");
+    mac.update(to_sign.as_bytes());
+    let signature = STANDARD.encode(mac.finalize().into_bytes());
+    let encode = |s: &str| {
+        s.replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D")
+    };
+    format!(
+        "sv={version}&ss=b&srt=sco&sp=rl&st={}&se={}&sig={}",
+        start.replace(':', "%3A"),
+        expiry.replace(':', "%3A"),
+        encode(&signature)
+    )
+}
+
+/// Go's driver created its container when it was missing; so does `connect`, also when many
+/// drivers connect at once, and a driver built without connecting says the container is
+/// missing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_container_is_created_on_first_use() {
+    let Some(server) = azurite() else { return };
+    let container = unique("fresh");
+    let params = server.parameters_in(&container, "/registry");
+    let unconnected = Server::config(params.clone()).build().expect("a driver");
+    let err = unconnected
+        .put_content("/x", Bytes::from_static(b"x"))
+        .await
+        .expect_err("no container yet");
+    assert!(
+        err.to_string()
+            .contains("the bucket or container does not exist"),
+        "{err}"
+    );
+
+    // Eight drivers connect at once: one creates the container, the others find it.
+    let drivers =
+        futures::future::join_all((0..8).map(|_| server.driver_with(params.clone()))).await;
+    let d = &drivers[0];
+    d.put_content("/x", Bytes::from_static(b"first use"))
+        .await
+        .expect("put into the new container");
+    let again = server.driver_with(params).await;
+    assert_eq!(
+        again.get_content("/x").await.expect("read back"),
+        "first use",
+        "a second connect finds the container and its content"
+    );
+}
+
+/// Azure lists at most 5,000 blobs per page: a directory of 5,100 lists and walks whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn over_five_thousand_blobs_in_one_directory() {
+    let Some(server) = azurite() else { return };
+    let root = unique_root("paging");
+    let d = server.driver(&root).await;
+    let store = raw_store(&server);
+    let names: Vec<String> = (0..5_100).map(|i| format!("blob-{i:05}")).collect();
+    futures::stream::iter(names.iter())
+        .map(|name| {
+            let store = Arc::clone(&store);
+            let k = key(&root, &format!("many/{name}"));
+            async move { store.put(&k, PutPayload::from_static(b"x")).await }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("write 5,100 blobs");
+    let expected: Vec<String> = names.iter().map(|n| format!("/many/{n}")).collect();
+    assert_eq!(d.list("/many").await.expect("list"), expected);
+    assert_eq!(walk_paths(d.as_ref(), "/many").await, expected);
+    d.delete("/many").await.expect("delete 5,100 blobs");
+    assert!(d.list("/").await.expect("list root").is_empty());
+}
+
+/// distribution #3142 (TestDeleteOnlyDeletesSubpaths): deleting `d/f` keeps `d/fsuffix`,
+/// deleting `d/d` keeps `d/dsuffix/f` and `d/d-x`.
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_removes_only_subpaths() {
+    let Some(server) = azurite() else { return };
+    let d = server.driver(&unique_root("subpaths")).await;
+    for path in ["/d/f", "/d/fsuffix", "/d/d/f", "/d/dsuffix/f", "/d/d-x"] {
+        d.put_content(path, Bytes::from_static(b"x"))
+            .await
+            .expect("put");
+    }
+    d.delete("/d/f").await.expect("delete a file");
+    d.delete("/d/d").await.expect("delete a directory");
+    assert_eq!(
+        d.list("/d").await.expect("list"),
+        ["/d/d-x", "/d/dsuffix", "/d/fsuffix"]
+    );
+    assert_eq!(d.list("/d/dsuffix").await.expect("list"), ["/d/dsuffix/f"]);
+}
+
+/// Blobs another tool wrote at names that are not valid paths (a space, a colon, a `~`)
+/// are skipped by list and walk, and removed with the directory above them.
+#[tokio::test(flavor = "multi_thread")]
+async fn blob_names_that_are_not_paths_are_skipped() {
+    let Some(server) = azurite() else { return };
+    let root = unique_root("foreign");
+    let d = server.driver(&root).await;
+    d.put_content("/dir/ok", Bytes::from_static(b"x"))
+        .await
+        .expect("put");
+    let store = raw_store(&server);
+    for rest in ["dir/Bad Name!", "dir/x:y", "dir/ok-too~", "Top Level"] {
+        store
+            .put(&key(&root, rest), PutPayload::from_static(b"foreign"))
+            .await
+            .expect("a foreign blob");
+    }
+    assert_eq!(d.list("/").await.expect("list /"), ["/dir"]);
+    assert_eq!(d.list("/dir").await.expect("list /dir"), ["/dir/ok"]);
+    assert_eq!(walk_paths(d.as_ref(), "/").await, ["/dir", "/dir/ok"]);
+    d.delete("/dir")
+        .await
+        .expect("delete removes foreign blobs below too");
+    assert!(
+        store
+            .head(&key(&root, "dir/x:y"))
+            .await
+            .is_err_and(|e| matches!(e, object_store::Error::NotFound { .. })),
+        "the foreign blob below /dir is gone"
+    );
+}
+
+/// url_for: a SAS URL for GET and one for HEAD work from a plain HTTP client, and are
+/// refused after their expiry.
+#[tokio::test(flavor = "multi_thread")]
+async fn sas_urls_work_until_they_expire() {
+    let Some(server) = azurite() else { return };
+    let d = server.driver(&unique_root("sas")).await;
+    d.put_content("/blob", Bytes::from_static(b"signed content"))
+        .await
+        .expect("put");
+    let get = d
+        .url_for("/blob", &UrlOptions::default())
+        .await
+        .expect("GET URL");
+    assert!(get.contains("sig="), "a SAS URL: {get}");
+    let reply = testsuites::http::fetch("GET", &get).await.expect("GET");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body, b"signed content");
+    let head_options = UrlOptions {
+        method: Method::Head,
+        ..UrlOptions::default()
+    };
+    let head = d.url_for("/blob", &head_options).await.expect("HEAD URL");
+    let reply = testsuites::http::fetch("HEAD", &head).await.expect("HEAD");
+    assert_eq!(
+        (reply.status, reply.content_length),
+        (200, Some(14)),
+        "{reply:?}"
+    );
+
+    let short = UrlOptions {
+        expires_in: Duration::from_secs(1),
+        ..UrlOptions::default()
+    };
+    let url = d.url_for("/blob", &short).await.expect("a short URL");
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let reply = testsuites::http::fetch("GET", &url)
+        .await
+        .expect("GET after expiry");
+    assert_eq!(reply.status, 403, "an expired SAS is refused: {reply:?}");
+}
+
+/// A wrong account key is a clear authentication error when the driver is created, and on
+/// any operation of a driver built without connecting: at once, never a retry loop.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_account_key_fails_at_once() {
+    let Some(server) = azurite() else { return };
+    let mut params = server.parameters(&unique_root("auth"));
+    params["accountkey"] = json!(STANDARD.encode([7u8; 64]));
+    let config = Server::config(params);
+    let started = Instant::now();
+    let err = config.connect().await.expect_err("a wrong key");
+    eprintln!("wrong account key, connect: {err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!err.may_retry(), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("azure: create container: authentication failed"),
+        "{text}"
+    );
+    // Azure answers AuthenticationFailed; Azurite AuthorizationFailure, then 403 to a listing.
+    assert!(text.contains("403"), "{text}");
+
+    let d = config.build().expect("a driver, not connected");
+    let started = Instant::now();
+    let err = d
+        .put_content("/x", Bytes::from_static(b"x"))
+        .await
+        .expect_err("a wrong key");
+    eprintln!("wrong account key, put_content: {err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!err.may_retry(), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.starts_with("azure: put_content /x: access denied"),
+        "{text}"
+    );
+}
+
+/// A credential that may read but not create containers: connecting to a missing container
+/// says so; connecting to an existing one works, read-only, and url_for is unsupported (a
+/// SAS cannot sign another).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_sas_cannot_create_the_container() {
+    let Some(server) = azurite() else { return };
+    let sas = read_only_account_sas(&server);
+    let with_sas = |container: &str| {
+        json!({
+            "accountname": server.account,
+            "sastoken": sas,
+            "serviceurl": server.service_url,
+            "container": container,
+        })
+    };
+    let missing = unique("missing");
+    let err = Server::config(with_sas(&missing))
+        .connect()
+        .await
+        .expect_err("a missing container the SAS may not create");
+    eprintln!("missing container, read-only SAS: {err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("container {missing:?} does not exist"))
+            && text.contains("may not create it"),
+        "{text}"
+    );
+    assert!(!err.may_retry(), "{err:?}");
+
+    let root = unique_root("readonly");
+    server
+        .driver(&root)
+        .await
+        .put_content("/readable", Bytes::from_static(b"readable"))
+        .await
+        .expect("put with the key");
+    let mut params = with_sas(common::CONTAINER);
+    params["rootdirectory"] = json!(root);
+    let d = Server::config(params)
+        .connect()
+        .await
+        .expect("an existing container needs no create right");
+    assert_eq!(d.get_content("/readable").await.expect("read"), "readable");
+    assert!(!d.capabilities().url_for);
+    assert!(matches!(
+        d.url_for("/readable", &UrlOptions::default()).await,
+        Err(Error::Unsupported { .. })
+    ));
+    let err = d
+        .put_content("/denied", Bytes::from_static(b"x"))
+        .await
+        .expect_err("the SAS may not write");
+    assert!(err.to_string().contains("access denied"), "{err}");
+}
+
+/// What a user sees for an unreachable endpoint, an unknown parameter and the Go
+/// parameters the driver refuses.
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_say_what_is_wrong() {
+    let Some(server) = azurite() else { return };
+    let mut params = server.parameters(&unique_root("errors"));
+    params["serviceurl"] = json!("http://127.0.0.1:1/devstoreaccount1");
+    params["max_retries"] = json!(1);
+    let started = Instant::now();
+    let err = Server::config(params)
+        .connect()
+        .await
+        .expect_err("nothing listens");
+    eprintln!("unreachable endpoint ({:?}): {err}", started.elapsed());
+    assert!(err.may_retry(), "{err:?}");
+    assert!(err.to_string().contains("cannot reach"), "{err}");
+
+    for (key, value, expected) in [
+        ("bucket", json!("x"), "unknown parameter (accepted: "),
+        (
+            "credentials",
+            json!({ "type": "default_credentials" }),
+            "default_credentials is not supported",
+        ),
+        (
+            "credentials",
+            json!({ "type": "client_secret", "clientid": "c", "tenantid": "t" }),
+            "parameter \"credentials.secret\": required by client_secret",
+        ),
+        (
+            "accountkey",
+            json!("not base64!"),
+            "not a base64 account key",
+        ),
+        ("retry_delay", json!("soon"), "expected a duration"),
+    ] {
+        let mut params = server.parameters("/");
+        params[key] = value;
+        let params: Parameters = serde_json::from_value(params).expect("object");
+        let err = driver_azure::AzureConfig::from_parameters(&params).expect_err(key);
+        eprintln!("{key}: {err}");
+        assert!(err.to_string().contains(expected), "{err}");
+    }
+}
+
+/// A connection string alone (the emulator's shortcut, here with Azurite's endpoint) is
+/// enough to connect.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_string_is_enough() {
+    let Some(server) = azurite() else { return };
+    let connection = format!(
+        "DefaultEndpointsProtocol=http;AccountName={};AccountKey={};BlobEndpoint={};",
+        server.account, server.key, server.service_url
+    );
+    let d = server
+        .driver_with(json!({
+            "connectionstring": connection,
+            "container": common::CONTAINER,
+            "rootdirectory": unique_root("connection"),
+        }))
+        .await;
+    d.put_content("/x", Bytes::from_static(b"x"))
+        .await
+        .expect("put");
+    assert_eq!(d.list("/").await.expect("list"), ["/x"]);
+}
+
+/// Content committed at a path while a closed writer waits there: Azure discards the
+/// path's staged blocks, so the resumed writer's commit fails and the other content stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn other_content_committed_over_a_closed_writer_wins() {
+    let Some(server) = azurite() else { return };
+    let d = server.driver(&unique_root("overwrite")).await;
+    let mut writer = d.writer("/blob", false).await.expect("writer");
+    writer
+        .write(Bytes::from(vec![1u8; 6 << 20]))
+        .await
+        .expect("one block and a tail");
+    writer.close().await.expect("close");
+    d.put_content("/blob", Bytes::from_static(b"other"))
+        .await
+        .expect("put over it");
+    let mut resumed = d.writer("/blob", true).await.expect("resume");
+    let outcome = resumed.commit().await;
+    let content = d.get_content("/blob").await.expect("read");
+    eprintln!(
+        "commit after put_content: {outcome:?}; content {} bytes",
+        content.len()
+    );
+    match outcome {
+        Ok(()) => assert_eq!(content.len(), 6 << 20, "a commit that succeeds is whole"),
+        Err(err) => {
+            assert_eq!(content, "other", "a failed commit changes nothing: {err}");
+        }
+    }
+}
