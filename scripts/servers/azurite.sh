@@ -60,20 +60,10 @@ start() {
     echo "$pid" >"$PIDFILE"
     # Ready at any HTTP answer: the unauthenticated listing gets 403 AuthorizationFailure.
     if ! wait_http "http://127.0.0.1:$PORT/$ACCOUNT?comp=list" 30 "$pid"; then
-        show_log azurite "$LOG"
-        stop
-        exit 1
+        abort_start azurite "$LOG"
     fi
     check_loopback azurite "$pid" || { stop; exit 1; }
     log "azurite: ready at http://127.0.0.1:$PORT/$ACCOUNT in $(elapsed "$t0") s"
 }
 
-case "${1:-}" in
-install) install ;;
-start) start ;;
-stop) stop ;;
-*)
-    echo "usage: $0 install|start|stop" >&2
-    exit 2
-    ;;
-esac
+run_action "${1:-}"

@@ -64,28 +64,16 @@ start() {
     pid=$!
     echo "$pid" >"$PIDFILE"
     if ! wait_http "http://127.0.0.1:$S3_PORT/" 30 "$pid"; then
-        show_log garage "$LOG"
-        stop
-        exit 1
+        abort_start garage "$LOG"
     fi
     # The default key and bucket exist before the API listens; the bench bucket is added here.
     if ! retry 10 "$GARAGE_BIN" -c "$CFG" bucket create "$GARAGE_BENCH_BUCKET" ||
         ! retry 10 "$GARAGE_BIN" -c "$CFG" bucket allow --read --write --owner \
             "$GARAGE_BENCH_BUCKET" --key "$GARAGE_ACCESS_KEY"; then
-        show_log garage "$LOG"
-        stop
-        exit 1
+        abort_start garage "$LOG"
     fi
     check_loopback garage "$pid" || { stop; exit 1; }
     log "garage: ready at http://127.0.0.1:$S3_PORT (buckets $GARAGE_BUCKET, $GARAGE_BENCH_BUCKET) in $(elapsed "$t0") s"
 }
 
-case "${1:-}" in
-install) garage_install ;;
-start) start ;;
-stop) stop ;;
-*)
-    echo "usage: $0 install|start|stop" >&2
-    exit 2
-    ;;
-esac
+run_action "${1:-}" garage_install

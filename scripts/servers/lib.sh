@@ -165,6 +165,28 @@ retry() {
     done
 }
 
+# abort_start NAME FILE: a server that did not come up: shows the last lines of its log, stops
+# it (the calling script's own `stop`) and exits 1.
+abort_start() {
+    show_log "$1" "$2"
+    stop
+    exit 1
+}
+
+# run_action ACTION [INSTALL_FUNCTION]: the command line of a server script: runs its install
+# (INSTALL_FUNCTION, default `install`), start or stop function.
+run_action() {
+    case "${1:-}" in
+    install) "${2:-install}" ;;
+    start) start ;;
+    stop) stop ;;
+    *)
+        echo "usage: $0 install|start|stop" >&2
+        exit 2
+        ;;
+    esac
+}
+
 # show_log NAME FILE: last lines of a server log, for failures.
 show_log() {
     log "---- $1: last lines of $2"

@@ -49,26 +49,14 @@ start() {
     pid=$!
     echo "$pid" >"$PIDFILE"
     if ! wait_http "http://127.0.0.1:$PORT/" 30 "$pid"; then
-        show_log ministack "$LOG"
-        stop
-        exit 1
+        abort_start ministack "$LOG"
     fi
     if ! curl -sf -o /dev/null -X PUT "http://127.0.0.1:$PORT/$BUCKET"; then
         log "ministack: cannot create bucket $BUCKET"
-        show_log ministack "$LOG"
-        stop
-        exit 1
+        abort_start ministack "$LOG"
     fi
     check_loopback ministack "$pid" || { stop; exit 1; }
     log "ministack: ready at http://127.0.0.1:$PORT (bucket $BUCKET) in $(elapsed "$t0") s"
 }
 
-case "${1:-}" in
-install) install ;;
-start) start ;;
-stop) stop ;;
-*)
-    echo "usage: $0 install|start|stop" >&2
-    exit 2
-    ;;
-esac
+run_action "${1:-}"
