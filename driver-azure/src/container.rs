@@ -13,6 +13,7 @@ use object_store::ObjectStore;
 use object_store::azure::{AzureCredential, MicrosoftAzure};
 use object_store::client::{HttpConnector, HttpRequestBody, ReqwestConnector};
 use object_store::path::Path;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::Sha256;
 use storagedriver::{Error, Result, Retry};
 
@@ -80,9 +81,9 @@ pub(crate) async fn ensure(config: &AzureConfig, store: &MicrosoftAzure) -> Resu
         (_, AzureCredential::SASToken(pairs)) => {
             for (key, value) in pairs {
                 uri.push('&');
-                uri.push_str(&encode(key));
+                uri.extend(utf8_percent_encode(key, NON_ALPHANUMERIC));
                 uri.push('=');
-                uri.push_str(&encode(value));
+                uri.extend(utf8_percent_encode(value, NON_ALPHANUMERIC));
             }
         }
         (_, other) => {
@@ -227,20 +228,6 @@ fn shared_key_signature(
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).map_err(|e| e.to_string())?;
     mac.update(string_to_sign.as_bytes());
     Ok(STANDARD.encode(mac.finalize().into_bytes()))
-}
-
-/// `text` percent-encoded for a query string.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char)
-            }
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
 }
 
 /// A credential's kind, for an error message.
