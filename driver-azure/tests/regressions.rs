@@ -5,50 +5,22 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use common::{Server, unique, unique_root};
-use futures::{StreamExt, TryStreamExt};
+use common::{Server, unique_name, unique_root};
 use hmac::{Hmac, Mac};
-use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::ObjectStoreExt;
 use serde_json::json;
 use sha2::Sha256;
-use storagedriver::{
-    Error, FileWriter, Method, Parameters, StorageDriver, UrlOptions, WalkControl, WalkOptions,
-};
+use storagedriver::{Error, FileWriter, Parameters, StorageDriver, UrlOptions};
+use testsuites::regressions::{self, SignedUrls};
 
 /// Azurite, or `None` (and a note) when it is not configured and not required.
 fn azurite() -> Option<Server> {
     common::or_skip(common::server())
-}
-
-/// The raw store of the shared container: what another tool sees of it.
-fn raw_store(server: &Server) -> Arc<dyn ObjectStore> {
-    Arc::new(
-        Server::config(server.parameters(""))
-            .build_store()
-            .expect("a store"),
-    )
-}
-
-fn key(root: &str, rest: &str) -> Path {
-    Path::parse(format!("{}/{rest}", root.trim_start_matches('/'))).expect("a key")
-}
-
-async fn walk_paths(d: &dyn StorageDriver, from: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    d.walk(from, &WalkOptions::default(), &mut |info| {
-        seen.push(info.path.clone());
-        WalkControl::Continue
-    })
-    .await
-    .expect("walk");
-    seen
 }
 
 /// An account SAS for the blob service that may read and list, and nothing else: it may
@@ -91,7 +63,7 @@ fn read_only_account_sas(server: &Server) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_container_is_created_on_first_use() {
     let Some(server) = azurite() else { return };
-    let container = unique("fresh");
+    let container = unique_name("fresh");
     let params = server.parameters_in(&container, "/registry");
     let unconnected = Server::config(params.clone()).build().expect("a driver");
     let err = unconnected
@@ -124,24 +96,8 @@ async fn the_container_is_created_on_first_use() {
 async fn over_five_thousand_blobs_in_one_directory() {
     let Some(server) = azurite() else { return };
     let root = unique_root("paging");
-    let d = server.driver(&root).await;
-    let store = raw_store(&server);
-    let names: Vec<String> = (0..5_100).map(|i| format!("blob-{i:05}")).collect();
-    futures::stream::iter(names.iter())
-        .map(|name| {
-            let store = Arc::clone(&store);
-            let k = key(&root, &format!("many/{name}"));
-            async move { store.put(&k, PutPayload::from_static(b"x")).await }
-        })
-        .buffer_unordered(32)
-        .try_collect::<Vec<_>>()
-        .await
-        .expect("write 5,100 blobs");
-    let expected: Vec<String> = names.iter().map(|n| format!("/many/{n}")).collect();
-    assert_eq!(d.list("/many").await.expect("list"), expected);
-    assert_eq!(walk_paths(d.as_ref(), "/many").await, expected);
-    d.delete("/many").await.expect("delete 5,100 blobs");
-    assert!(d.list("/").await.expect("list root").is_empty());
+    let (d, raw) = (server.driver(&root).await, server.raw(&root));
+    regressions::many_keys_in_one_directory(d.as_ref(), 5_100, |rest| raw.put(rest, b"x")).await;
 }
 
 /// distribution #3142 (TestDeleteOnlyDeletesSubpaths): deleting `d/f` keeps `d/fsuffix`,
@@ -150,18 +106,7 @@ async fn over_five_thousand_blobs_in_one_directory() {
 async fn delete_removes_only_subpaths() {
     let Some(server) = azurite() else { return };
     let d = server.driver(&unique_root("subpaths")).await;
-    for path in ["/d/f", "/d/fsuffix", "/d/d/f", "/d/dsuffix/f", "/d/d-x"] {
-        d.put_content(path, Bytes::from_static(b"x"))
-            .await
-            .expect("put");
-    }
-    d.delete("/d/f").await.expect("delete a file");
-    d.delete("/d/d").await.expect("delete a directory");
-    assert_eq!(
-        d.list("/d").await.expect("list"),
-        ["/d/d-x", "/d/dsuffix", "/d/fsuffix"]
-    );
-    assert_eq!(d.list("/d/dsuffix").await.expect("list"), ["/d/dsuffix/f"]);
+    regressions::delete_removes_only_subpaths(d.as_ref()).await;
 }
 
 /// Blobs another tool wrote at names that are not valid paths (a space, a colon, a `~`)
@@ -170,26 +115,11 @@ async fn delete_removes_only_subpaths() {
 async fn blob_names_that_are_not_paths_are_skipped() {
     let Some(server) = azurite() else { return };
     let root = unique_root("foreign");
-    let d = server.driver(&root).await;
-    d.put_content("/dir/ok", Bytes::from_static(b"x"))
-        .await
-        .expect("put");
-    let store = raw_store(&server);
-    for rest in ["dir/Bad Name!", "dir/x:y", "dir/ok-too~", "Top Level"] {
-        store
-            .put(&key(&root, rest), PutPayload::from_static(b"foreign"))
-            .await
-            .expect("a foreign blob");
-    }
-    assert_eq!(d.list("/").await.expect("list /"), ["/dir"]);
-    assert_eq!(d.list("/dir").await.expect("list /dir"), ["/dir/ok"]);
-    assert_eq!(walk_paths(d.as_ref(), "/").await, ["/dir", "/dir/ok"]);
-    d.delete("/dir")
-        .await
-        .expect("delete removes foreign blobs below too");
+    let (d, raw) = (server.driver(&root).await, server.raw(&root));
+    regressions::foreign_keys_are_skipped(d.as_ref(), |rest| raw.put(rest, b"foreign")).await;
     assert!(
-        store
-            .head(&key(&root, "dir/x:y"))
+        raw.store()
+            .head(&raw.key("dir/x:y"))
             .await
             .is_err_and(|e| matches!(e, object_store::Error::NotFound { .. })),
         "the foreign blob below /dir is gone"
@@ -202,39 +132,27 @@ async fn blob_names_that_are_not_paths_are_skipped() {
 async fn sas_urls_work_until_they_expire() {
     let Some(server) = azurite() else { return };
     let d = server.driver(&unique_root("sas")).await;
-    d.put_content("/blob", Bytes::from_static(b"signed content"))
-        .await
-        .expect("put");
-    let get = d
-        .url_for("/blob", &UrlOptions::default())
-        .await
-        .expect("GET URL");
-    assert!(get.contains("sig="), "a SAS URL: {get}");
-    let reply = testsuites::http::fetch("GET", &get).await.expect("GET");
-    assert_eq!(reply.status, 200, "{reply:?}");
-    assert_eq!(reply.body, b"signed content");
-    let head_options = UrlOptions {
-        method: Method::Head,
-        ..UrlOptions::default()
+    let rules = SignedUrls {
+        get_url_contains: Some("sig="),
+        // A SAS grants read, not one method: a HEAD with it is not checked.
+        head_with_get_url: None,
+        expired: &[403],
     };
-    let head = d.url_for("/blob", &head_options).await.expect("HEAD URL");
-    let reply = testsuites::http::fetch("HEAD", &head).await.expect("HEAD");
-    assert_eq!(
-        (reply.status, reply.content_length),
-        (200, Some(14)),
-        "{reply:?}"
-    );
+    regressions::signed_urls_work_until_they_expire(d.as_ref(), &rules).await;
+}
 
-    let short = UrlOptions {
-        expires_in: Duration::from_secs(1),
-        ..UrlOptions::default()
-    };
-    let url = d.url_for("/blob", &short).await.expect("a short URL");
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
-    let reply = testsuites::http::fetch("GET", &url)
-        .await
-        .expect("GET after expiry");
-    assert_eq!(reply.status, 403, "an expired SAS is refused: {reply:?}");
+/// Asserts that `err`, the refusal of a wrong account key, came at once (within 5 s of
+/// `started`), may not be retried, and says `starts`; returns its text.
+fn assert_refused_at_once(err: &Error, started: Instant, starts: &str) -> String {
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!err.may_retry(), "{err:?}");
+    let text = err.to_string();
+    assert!(text.starts_with(starts), "{text}");
+    text
 }
 
 /// A wrong account key is a clear authentication error when the driver is created, and on
@@ -248,16 +166,10 @@ async fn a_wrong_account_key_fails_at_once() {
     let started = Instant::now();
     let err = config.connect().await.expect_err("a wrong key");
     eprintln!("wrong account key, connect: {err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(!err.may_retry(), "{err:?}");
-    let text = err.to_string();
-    assert!(
-        text.starts_with("azure: create container: authentication failed"),
-        "{text}"
+    let text = assert_refused_at_once(
+        &err,
+        started,
+        "azure: create container: authentication failed",
     );
     // Azure answers AuthenticationFailed; Azurite AuthorizationFailure, then 403 to a listing.
     assert!(text.contains("403"), "{text}");
@@ -269,17 +181,7 @@ async fn a_wrong_account_key_fails_at_once() {
         .await
         .expect_err("a wrong key");
     eprintln!("wrong account key, put_content: {err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
-    assert!(!err.may_retry(), "{err:?}");
-    let text = err.to_string();
-    assert!(
-        text.starts_with("azure: put_content /x: access denied"),
-        "{text}"
-    );
+    assert_refused_at_once(&err, started, "azure: put_content /x: access denied");
 }
 
 /// A credential that may read but not create containers: connecting to a missing container
@@ -297,7 +199,7 @@ async fn a_read_only_sas_cannot_create_the_container() {
             "container": container,
         })
     };
-    let missing = unique("missing");
+    let missing = unique_name("missing");
     let err = Server::config(with_sas(&missing))
         .connect()
         .await

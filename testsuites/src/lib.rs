@@ -6,6 +6,10 @@
 //! - [`behaviors`] holds the behaviours as plain public async functions taking the driver, to
 //!   run by hand.
 //! - [`bench`](mod@bench) runs the suite's benchmarks (put/get, writer/reader, list, delete) on any driver.
+//! - [`regressions`] and [`processes`] hold what the object-store drivers' own tests check
+//!   against their servers beyond the suite (the Go drivers' regressions, signed URLs, writers
+//!   resumed across processes), as public async functions taking what differs between
+//!   services; [`servers`] has the helpers of tests against servers (skipping, unique names).
 //! - [`Sizes`] says how big the large cases are: short by default, the Go sizes with
 //!   `STORAGEDRIVER_SUITE=full`.
 //!
@@ -40,7 +44,10 @@ pub mod fixture;
 pub mod http;
 pub mod ipc;
 mod macros;
+pub mod processes;
+pub mod regressions;
 mod runner;
+pub mod servers;
 pub mod sizes;
 
 pub use fixture::{Fixture, MakeFixture, Reopen, make_fixture};

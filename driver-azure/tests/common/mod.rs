@@ -6,13 +6,14 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use driver_azure::AzureConfig;
 use serde_json::{Value, json};
 use storagedriver::{Parameters, StorageDriver};
 use testsuites::Fixture;
+// Not every test target uses every helper.
+#[allow(unused_imports)]
+pub use testsuites::servers::{RawStore, or_skip, unique_name, unique_root};
 
 /// The container the suite's tests share.
 pub const CONTAINER: &str = "storagedriver-test";
@@ -40,42 +41,6 @@ pub fn server() -> Result<Server, String> {
         account: var("ACCOUNT")?,
         key: var("KEY")?,
     })
-}
-
-/// `found`, or `None` with a note when what the test needs is not configured; under
-/// `STORAGEDRIVER_REQUIRE_SERVERS=1` that is a failure instead.
-pub fn or_skip<T>(found: Result<T, String>) -> Option<T> {
-    match found {
-        Ok(found) => Some(found),
-        Err(reason) if testsuites::sizes::servers_required() => {
-            panic!("STORAGEDRIVER_REQUIRE_SERVERS=1, but {reason}")
-        }
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            None
-        }
-    }
-}
-
-/// A name no other test uses, from `label`: lowercase letters, digits and `-`, so it is also
-/// a valid container name.
-pub fn unique(label: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!(
-        "{label}-{:x}-{}-{}",
-        nanos & 0xffff_ffff_ffff,
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A root prefix no other test uses.
-pub fn unique_root(label: &str) -> String {
-    format!("/tests/{}", unique(label))
 }
 
 impl Server {
@@ -115,6 +80,12 @@ impl Server {
     /// A connected driver below `root`, in the shared container.
     pub async fn driver(&self, root: &str) -> Arc<dyn StorageDriver> {
         self.driver_with(self.parameters(root)).await
+    }
+
+    /// The blobs below `root` of the shared container as another tool sees them.
+    pub fn raw(&self, root: &str) -> RawStore {
+        let store = Self::config(self.parameters("")).build_store();
+        RawStore::new(Arc::new(store.expect("a store")), root)
     }
 
     /// A suite fixture below a fresh root; reopening builds a second driver over it.

@@ -6,13 +6,14 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use driver_s3::S3Config;
 use serde_json::{Value, json};
 use storagedriver::{Parameters, StorageDriver};
 use testsuites::Fixture;
+// Not every test target uses every helper.
+#[allow(unused_imports)]
+pub use testsuites::servers::{RawStore, or_skip, unique_root};
 
 /// One S3 server from the environment.
 #[derive(Debug, Clone)]
@@ -45,35 +46,6 @@ pub fn server(name: &'static str) -> Result<Server, String> {
     })
 }
 
-/// `found`, or `None` with a note when what the test needs is not configured; under
-/// `STORAGEDRIVER_REQUIRE_SERVERS=1` that is a failure instead.
-pub fn or_skip<T>(found: Result<T, String>) -> Option<T> {
-    match found {
-        Ok(found) => Some(found),
-        Err(reason) if testsuites::sizes::servers_required() => {
-            panic!("STORAGEDRIVER_REQUIRE_SERVERS=1, but {reason}")
-        }
-        Err(reason) => {
-            eprintln!("skipped: {reason}");
-            None
-        }
-    }
-}
-
-/// A root prefix no other test uses.
-pub fn unique_root(label: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!(
-        "/tests/{label}-{nanos:x}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
 impl Server {
     /// The driver's parameters for this server, below `root`.
     pub fn parameters(&self, root: &str) -> Value {
@@ -99,6 +71,13 @@ impl Server {
     /// A driver below `root`.
     pub fn driver(&self, root: &str) -> Arc<dyn StorageDriver> {
         self.driver_with(self.parameters(root))
+    }
+
+    /// The keys below `root` as another tool sees them, through a store of the bucket.
+    pub fn raw(&self, root: &str) -> RawStore {
+        let params: Parameters = serde_json::from_value(self.parameters("")).expect("parameters");
+        let config = S3Config::from_parameters(&params).expect("valid parameters");
+        RawStore::new(Arc::new(config.build_store().expect("a store")), root)
     }
 
     /// A suite fixture below a fresh root; reopening builds a second driver over it.
