@@ -1,7 +1,8 @@
 //! A writer closed in this process and resumed in another: a `registry-storage-azure` child
 //! started through the factory's executable fallback finds the staged blocks from its reserved
-//! blobs, appends and commits, and this process reads the whole content back. The behaviours
-//! are `testsuites::processes`, shared with the S3 driver.
+//! blobs, appends and commits, and this process reads the whole content back; and the child's
+//! command line shows no secret. The behaviours are `testsuites::processes`, shared with the
+//! S3 driver.
 
 mod common;
 
@@ -45,4 +46,16 @@ async fn a_writer_killed_mid_write_resumes_elsewhere() {
         || async { server.raw(&root).list("~uploads").await },
     )
     .await;
+}
+
+/// The account key travels to the child in its environment, never on its command line.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_account_key_stays_off_the_command_line() {
+    let Some(server) = common::or_skip(common::server()) else {
+        return;
+    };
+    let root = common::unique_root("secret");
+    let params: Parameters = serde_json::from_value(server.parameters(&root)).expect("params");
+    processes::parameters_stay_off_the_command_line("azure", executable(), &params, &server.key)
+        .await;
 }

@@ -1,7 +1,8 @@
 //! A writer closed in this process and resumed in another: a `registry-storage-s3` child
 //! started through the factory's executable fallback finds the upload from its reserved keys,
-//! appends and commits, and this process reads the whole content back. The behaviours are
-//! `testsuites::processes`, shared with the Azure driver.
+//! appends and commits, and this process reads the whole content back; and the child's command
+//! line shows no secret. The behaviours are `testsuites::processes`, shared with the Azure
+//! driver.
 
 mod common;
 
@@ -43,6 +44,23 @@ async fn a_writer_killed_mid_write_resumes_elsewhere() {
         &params,
         || async { server.driver(&root) },
         || async { server.raw(&root).list("~uploads").await },
+    )
+    .await;
+}
+
+/// The secret key travels to the child in its environment, never on its command line.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_secret_key_stays_off_the_command_line() {
+    let Some(server) = common::or_skip(common::server("GARAGE")) else {
+        return;
+    };
+    let root = common::unique_root("secret");
+    let params: Parameters = serde_json::from_value(server.parameters(&root)).expect("params");
+    processes::parameters_stay_off_the_command_line(
+        "s3",
+        executable(),
+        &params,
+        &server.secret_key,
     )
     .await;
 }

@@ -31,7 +31,7 @@ use crate::io::{
     credit_payload, parse_credit, shrink_map, split_stream,
 };
 use crate::wire::{self, FileInfoWire, Request, SizeWire};
-use crate::{PROTOCOL_VERSION, SOCKET_ENV};
+use crate::{PARAMETERS_ENV, PROTOCOL_VERSION, SOCKET_ENV};
 
 /// How long a dropped client lets its server exit by itself before killing it.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -65,7 +65,8 @@ pub struct SpawnOptions {
     pub name: String,
     /// The executable to run.
     pub executable: PathBuf,
-    /// The driver's parameters, passed as a JSON object in argument 1.
+    /// The driver's parameters, passed as a JSON object in the environment variable
+    /// [`crate::PARAMETERS_ENV`] (not on the command line, which other users can read).
     pub parameters: Parameters,
     /// No frame at all from the server for this long and it is taken as hung: killed, and
     /// every call fails. 10 s by default.
@@ -183,7 +184,8 @@ impl Drop for Client {
 impl IpcDriver {
     /// Starts `executable` as the driver server `name` with `parameters`, and connects to it.
     ///
-    /// The parameters go as a JSON object in argument 1 and the socket path in
+    /// The parameters go as a JSON object in the environment variable [`PARAMETERS_ENV`]
+    /// (readable by this user only, unlike argument 1) and the socket path in
     /// [`SOCKET_ENV`]; stdin is `/dev/null`, stdout is inherited, and each line of the child's
     /// stderr is echoed to ours prefixed with `[registry-storage-<name> pid N] ` (the last 20
     /// are kept for errors). Fails promptly if the child exits before it connects, or after
@@ -284,7 +286,8 @@ async fn spawn_inner(options: SpawnOptions) -> Result<IpcDriver> {
         )
     })?;
     let mut command = tokio::process::Command::new(&options.executable);
-    command.arg(params).env(SOCKET_ENV, &socket);
+    // Through the environment, never the command line: other users can read a command line.
+    command.env(PARAMETERS_ENV, params).env(SOCKET_ENV, &socket);
     let child = ChildHandle::start(command, program)
         .map_err(|e| fail(Failure::Spawn(e.to_string()), None))?;
     tracing::debug!(pid = ?child.pid(), "driver server started");

@@ -70,3 +70,10 @@ pub const PROTOCOL_VERSION: &str = "1.1";
 
 /// The environment variable that gives a driver server the path of the socket to connect to.
 pub const SOCKET_ENV: &str = "REGISTRY_STORAGE_IPC_SOCKET";
+
+/// The environment variable that gives a driver server its parameters, as a JSON object, when
+/// its argument 1 does not. [`IpcDriver::spawn`] always passes them here: a process's
+/// environment is readable by its own user only (`/proc/<pid>/environ` is mode 0400), while
+/// its command line is readable by every user of the machine, and parameters hold secrets
+/// (an S3 secret key, an Azure account key).
+pub const PARAMETERS_ENV: &str = "REGISTRY_STORAGE_IPC_PARAMETERS";

@@ -27,7 +27,7 @@ use crate::io::{
     shrink_map, split_stream,
 };
 use crate::wire::{self, BadRequest, ErrorWire, FileInfoWire, Request, SizeWire};
-use crate::{PROTOCOL_VERSION, SOCKET_ENV};
+use crate::{PARAMETERS_ENV, PROTOCOL_VERSION, SOCKET_ENV};
 
 /// Serves `driver` over `stream` until the client closes it.
 ///
@@ -105,7 +105,8 @@ pub async fn serve_from_env(driver: Arc<dyn StorageDriver>) -> Result<()> {
 
 /// The whole `main` of a driver executable `registry-storage-<name>`.
 ///
-/// Reads argument 1 as a JSON object of parameters (missing: no parameters), creates the
+/// Reads the parameters, a JSON object, from argument 1 or the environment variable
+/// [`PARAMETERS_ENV`] (neither: no parameters; both: an error), creates the
 /// driver with `factory` (an error is printed to stderr and the exit code is 2, without
 /// connecting), then serves it on the socket named by [`SOCKET_ENV`] on a tokio runtime.
 /// Returns 0 when the client went away, 1 on a protocol or connection error.
@@ -119,26 +120,14 @@ pub async fn serve_from_env(driver: Arc<dyn StorageDriver>) -> Result<()> {
 /// ```
 pub fn run_driver_executable(factory: &dyn DriverFactory) -> ExitCode {
     let program = format!("registry-storage-{}", factory.name());
-    let parameters: Parameters = match std::env::args_os().nth(1) {
-        None => Parameters::new(),
-        Some(arg) => {
-            let Some(text) = arg.to_str() else {
-                eprintln!("{program}: argument 1 (the parameters) is not UTF-8");
+    let parameters =
+        match read_parameters(std::env::args_os().nth(1), std::env::var_os(PARAMETERS_ENV)) {
+            Ok(parameters) => parameters,
+            Err(message) => {
+                eprintln!("{program}: {message}");
                 return ExitCode::from(2);
-            };
-            if text.trim().is_empty() {
-                Parameters::new()
-            } else {
-                match serde_json::from_str::<Parameters>(text) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        eprintln!("{program}: argument 1 must be a JSON object of parameters: {e}");
-                        return ExitCode::from(2);
-                    }
-                }
             }
-        }
-    };
+        };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -1032,5 +1021,49 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "a panic without a message".to_owned()
+    }
+}
+
+/// The parameters from argument 1 or from [`PARAMETERS_ENV`], or why they are unusable.
+fn read_parameters(
+    argument: Option<std::ffi::OsString>,
+    environment: Option<std::ffi::OsString>,
+) -> Result<Parameters, String> {
+    let (text, source) = match (argument, environment) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "parameters given both in argument 1 and in {PARAMETERS_ENV}: give them once"
+            ));
+        }
+        (Some(arg), None) => (arg, "argument 1"),
+        (None, Some(env)) => (env, PARAMETERS_ENV),
+        (None, None) => return Ok(Parameters::new()),
+    };
+    let Some(text) = text.to_str() else {
+        return Err(format!("{source} (the parameters) is not UTF-8"));
+    };
+    if text.trim().is_empty() {
+        return Ok(Parameters::new());
+    }
+    serde_json::from_str::<Parameters>(text)
+        .map_err(|e| format!("{source} must be a JSON object of parameters: {e}"))
+}
+
+#[cfg(test)]
+mod parameter_tests {
+    use super::*;
+
+    #[test]
+    fn parameters_come_from_one_place() {
+        let json = || Some(std::ffi::OsString::from(r#"{"rootdirectory":"/srv"}"#));
+        for (arg, env) in [(json(), None), (None, json())] {
+            let params = read_parameters(arg, env).expect("parameters");
+            assert_eq!(params["rootdirectory"], "/srv");
+        }
+        assert!(read_parameters(None, None).expect("none").is_empty());
+        let err = read_parameters(json(), json()).expect_err("both");
+        assert!(err.contains("give them once"), "{err}");
+        let err = read_parameters(None, Some("[1]".into())).expect_err("not an object");
+        assert!(err.starts_with(PARAMETERS_ENV), "{err}");
     }
 }

@@ -13,6 +13,7 @@ use storagedriver::{Parameters, StorageDriver};
 
 use crate::behaviors::{assert_same, ok};
 use crate::ipc::spawn_driver;
+use storagedriver_ipc::PARAMETERS_ENV;
 
 /// A writer closed here resumes in a second process (the driver `name` from `executable`, on
 /// `parameters`: the same storage as `here`) at the closed size; the child appends and
@@ -82,7 +83,6 @@ pub async fn a_writer_killed_mid_write_resumes_elsewhere<O, OF, L, LF, K>(
     LF: Future<Output = Vec<K>>,
     K: Debug,
 {
-    let before = driver_children();
     let child = spawn_driver(name, executable, parameters).await;
     let mut writer = ok(
         child.writer("/blobs/killed", false).await,
@@ -92,11 +92,13 @@ pub async fn a_writer_killed_mid_write_resumes_elsewhere<O, OF, L, LF, K>(
         writer.write(Bytes::from(vec![9u8; 12 << 20])).await,
         "two parts and a tail, unflushed",
     );
-    let pids: Vec<i32> = driver_children()
-        .into_iter()
-        .filter(|p| !before.contains(p))
-        .collect();
-    assert_eq!(pids.len(), 1, "one new child: {pids:?}");
+    // The child started with exactly these parameters (other tests start children too).
+    let started = format!(
+        "{PARAMETERS_ENV}={}\0",
+        serde_json::to_string(parameters).unwrap_or_else(|e| panic!("parameters as JSON: {e}"))
+    );
+    let pids = children_whose_environment_holds(&started);
+    assert_eq!(pids.len(), 1, "one child with these parameters: {pids:?}");
     let status = std::process::Command::new("kill")
         .args(["-9", &pids[0].to_string()])
         .status();
@@ -131,6 +133,65 @@ pub async fn a_writer_killed_mid_write_resumes_elsewhere<O, OF, L, LF, K>(
         left.is_empty(),
         "the commit removed every record, the killed writer's too: {left:?}"
     );
+}
+
+/// The parameters of a driver executable started through the factory's fallback stay off its
+/// command line, which every user of the machine can read (`ps`, `/proc/<pid>/cmdline`):
+/// `secret`, a value in `parameters`, is in the child's environment, which only its user can
+/// read (`/proc/<pid>/environ` is mode 0400), and nowhere on its command line. Prints the
+/// child's command line as `ps` shows it.
+pub async fn parameters_stay_off_the_command_line(
+    name: &str,
+    executable: &Path,
+    parameters: &Parameters,
+    secret: &str,
+) {
+    use std::os::unix::fs::PermissionsExt;
+
+    let child = spawn_driver(name, executable, parameters).await;
+    // Other tests of the same binary may start children with the same parameters: every one
+    // is held to the rule.
+    let children = children_whose_environment_holds(secret);
+    assert!(
+        !children.is_empty(),
+        "no child of this process has the parameters in its environment"
+    );
+    for pid in children {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .unwrap_or_else(|e| panic!("read the command line of pid {pid}: {e}"));
+        let shown = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        eprintln!("pid {pid}: {}", shown.trim_end());
+        assert!(
+            !holds(&cmdline, secret),
+            "the secret is on the command line of pid {pid}: {shown}"
+        );
+        let mode = std::fs::metadata(format!("/proc/{pid}/environ"))
+            .unwrap_or_else(|e| panic!("stat the environment of pid {pid}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o400,
+            "/proc/{pid}/environ is readable by its user only"
+        );
+    }
+    drop(child);
+}
+
+/// The PIDs of this process's children running a driver executable (`registry-storage-*`)
+/// whose environment holds `text`.
+fn children_whose_environment_holds(text: &str) -> Vec<i32> {
+    driver_children()
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| holds(&env, text))
+        })
+        .collect()
+}
+
+/// Whether `bytes` hold `text`.
+fn holds(bytes: &[u8], text: &str) -> bool {
+    bytes.windows(text.len()).any(|w| w == text.as_bytes())
 }
 
 /// The PIDs of this process's children running a driver executable (`registry-storage-*`).

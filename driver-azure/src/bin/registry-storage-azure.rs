@@ -1,6 +1,8 @@
 //! `registry-storage-azure`: the Azure driver as an executable speaking the storage driver IPC
-//! protocol (see `storagedriver-ipc/PROTOCOL.md`). Its first argument is a JSON object of the
-//! driver's parameters (`accountname`, `accountkey`, `container`, `serviceurl`, ...).
+//! protocol (see `storagedriver-ipc/PROTOCOL.md`). It reads the driver's parameters
+//! (`accountname`, `accountkey`, `container`, `serviceurl`, ...) as a JSON object from the
+//! environment variable `REGISTRY_STORAGE_IPC_PARAMETERS`, where the registry puts them, or
+//! from its first argument.
 
 fn main() -> std::process::ExitCode {
     storagedriver_ipc::run_driver_executable(&driver_azure::AzureFactory)

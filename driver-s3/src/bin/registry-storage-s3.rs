@@ -1,6 +1,7 @@
 //! `registry-storage-s3`: the S3 driver as an executable speaking the storage driver IPC
-//! protocol (see `storagedriver-ipc/PROTOCOL.md`). Its first argument is a JSON object of the
-//! driver's parameters (`bucket`, `region`, `regionendpoint`, `accesskey`, ...).
+//! protocol (see `storagedriver-ipc/PROTOCOL.md`). It reads the driver's parameters (`bucket`,
+//! `region`, `regionendpoint`, `accesskey`, ...) as a JSON object from the environment variable
+//! `REGISTRY_STORAGE_IPC_PARAMETERS`, where the registry puts them, or from its first argument.
 
 fn main() -> std::process::ExitCode {
     storagedriver_ipc::run_driver_executable(&driver_s3::S3Factory)

@@ -66,7 +66,7 @@ def jdump(value):
 class Driver:
     """A running driver process and the listening side of its socket."""
 
-    def __init__(self, root, params=None, handshake=True, version="1.0"):
+    def __init__(self, root, params=None, handshake=True, version="1.0", env_params=None):
         self.tmp = tempfile.mkdtemp(prefix="pydir-ipc-")
         os.chmod(self.tmp, 0o700)
         self.sock_path = os.path.join(self.tmp, "sock")
@@ -75,6 +75,8 @@ class Driver:
         self.listener.listen(1)
         self.stderr_path = os.path.join(self.tmp, "stderr")
         env = dict(os.environ, REGISTRY_STORAGE_IPC_SOCKET=self.sock_path)
+        if env_params is not None:
+            env["REGISTRY_STORAGE_IPC_PARAMETERS"] = json.dumps(env_params)
         if params is None:
             params = {"rootdirectory": root}
         args = [DRIVER] if params is ... else [DRIVER, params if isinstance(params, str)
@@ -452,6 +454,25 @@ def parameters_are_checked_before_connecting():
             assert needle in d.stderr(), (params, d.stderr())
             assert not d.accepts(0.2), f"{params}: connected although invalid"
             d.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@test
+def parameters_may_come_from_the_environment():
+    root = tempfile.mkdtemp(prefix="pydir-root-")
+    try:
+        d = Driver(root, params=..., env_params={"rootdirectory": root})
+        assert d.welcome["driver"] == "pydir"
+        d.close()
+        d = Driver(root, env_params={"rootdirectory": root}, handshake=None)
+        assert d.wait() == 2
+        assert "give them once" in d.stderr(), d.stderr()
+        d.close()
+        d = Driver(root, params=..., env_params={"bogus": "1"}, handshake=None)
+        assert d.wait() == 2
+        assert "bogus" in d.stderr(), d.stderr()
+        d.close()
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
