@@ -144,6 +144,7 @@ macro_rules! __for_each_case {
             driver rename_overwrite,
             driver rename_missing_source,
             driver rename_under_file,
+            driver rename_back_and_forth,
             driver delete_file,
             driver delete_missing,
             driver delete_directory,

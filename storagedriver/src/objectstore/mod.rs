@@ -104,7 +104,7 @@ pub use self::options::{MAX_SINGLE_COPY, MIN_PART_SIZE, ObjectStoreOptions};
 use self::core::Core;
 use crate::capabilities::Capabilities;
 use crate::driver::{ByteStream, StorageDriver};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Retry};
 use crate::file_info::FileInfo;
 use crate::path;
 use crate::url::UrlOptions;
@@ -232,6 +232,9 @@ impl ObjectStoreDriver {
         Ok(count)
     }
 }
+
+/// How many times `rename` copies again when the copy is not visible at its destination.
+const RENAME_RETRIES: u32 = 4;
 
 /// How many times a recursive delete sends a failed chunk again.
 const DELETE_RETRIES: u32 = 3;
@@ -378,14 +381,38 @@ impl StorageDriver for ObjectStoreDriver {
             return Ok(());
         }
         let to = self.core.keys.object(dest);
-        if meta.size > self.core.options.copy_threshold {
-            copy::copy_in_parts(&self.core, source, &from, &to, meta.size).await?;
-        } else {
-            self.core
-                .store
-                .copy(&from, &to)
-                .await
-                .map_err(|e| self.error("rename", source, e))?;
+        let mut attempt = 0;
+        loop {
+            if meta.size > self.core.options.copy_threshold {
+                copy::copy_in_parts(&self.core, source, &from, &to, meta.size).await?;
+            } else {
+                self.core
+                    .store
+                    .copy(&from, &to)
+                    .await
+                    .map_err(|e| self.error("rename", source, e))?;
+            }
+            // The source goes only once the copy is there, whole: a server may order a copy
+            // behind a delete of the same key made a moment before (Garage 2.5 stamps both
+            // with the same millisecond, and the delete wins), which would lose the file.
+            let seen = match self.core.store.head(&to).await {
+                Ok(copied) if copied.size == meta.size => break,
+                Ok(copied) => format!("{} bytes, not {}", copied.size, meta.size),
+                Err(object_store::Error::NotFound { .. }) => "nothing".to_owned(),
+                Err(e) => return Err(self.error("rename: check the copy", dest, e)),
+            };
+            if attempt == RENAME_RETRIES {
+                return Err(Error::backend(
+                    self.core.name.as_str(),
+                    "rename",
+                    Some(source),
+                    Retry::MayHelp,
+                    format!("the copy at {dest} shows {seen}; the source is kept"),
+                ));
+            }
+            attempt += 1;
+            tracing::debug!(driver = %self.core.name, source, dest, attempt, seen, "the copy is not there whole; copying again");
+            tokio::time::sleep(Duration::from_millis(2 << attempt)).await;
         }
         match self.core.store.delete(&from).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),

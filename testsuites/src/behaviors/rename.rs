@@ -77,3 +77,32 @@ pub async fn rename_under_file(d: &dyn StorageDriver) {
         "nothing else appeared"
     );
 }
+
+/// A file moved away and straight back, many times over: it is always there, whole, at the
+/// end. Found on Garage 2.5, which may order a copy behind a delete of the same key made in
+/// the same millisecond, so that a rename back to a just-vacated path lost the file.
+pub async fn rename_back_and_forth(d: &dyn StorageDriver) {
+    for round in 0..60u64 {
+        let content = random_bytes(round, 64 + round as usize);
+        put(d, "/bounce/a/x", content.clone()).await;
+        ok(
+            d.rename("/bounce/a/x", "/bounce/a/y").await,
+            "rename x to y",
+        );
+        ok(
+            d.rename("/bounce/a/y", "/bounce/b/z").await,
+            "rename y away",
+        );
+        ok(
+            d.rename("/bounce/b/z", "/bounce/a/y").await,
+            "rename back to y",
+        );
+        assert_eq!(
+            ok(d.list("/bounce/a").await, "list after the round trip"),
+            ["/bounce/a/y"],
+            "round {round}: the file is back"
+        );
+        assert_eq!(get(d, "/bounce/a/y").await, content, "round {round}: whole");
+        ok(d.delete("/bounce").await, "delete the round");
+    }
+}
