@@ -5,7 +5,9 @@
 //! key/value store with whole-content get and put, streaming reads from an offset, resumable
 //! [`FileWriter`]s, `stat`, `list`, `rename`, recursive `delete`, signed URLs and `walk`.
 //! Drivers live in their own crates (`driver-inmemory`, `driver-filesystem`, ...) and depend on
-//! this one only; `testsuites` checks any driver against the contract.
+//! this one only; `testsuites` checks any driver against the contract. The whole contract, in
+//! one page for authors of drivers in any language, is `CONTRACT.md` at the top of the
+//! repository; each method's `# Behavior` list below says the same for that method.
 //!
 //! This crate holds the trait, the [`FileWriter`] handle, [`FileInfo`], [`Capabilities`], the
 //! one [`Error`] enum, the path grammar ([`path`]), the generic walk ([`walk`]), parameter
