@@ -1,0 +1,322 @@
+//! The command line: global driver selection options and one subcommand per operation.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::exit::EXIT_CODES_HELP;
+
+/// The directory the filesystem driver uses when nothing selects a driver, relative to the
+/// current directory.
+pub(crate) const DEFAULT_ROOT: &str = "registry-data";
+
+const SELECTION_HELP: &str = "\
+Driver selection (the first that applies):
+  1. --driver NAME with --param KEY=VALUE: a built-in driver (filesystem, inmemory, s3, azure)
+     or any NAME with an executable registry-storage-NAME on PATH
+  2. --config FILE, or else $REGISTRY_CONFIGURATION_PATH: the registry's config.yml, whose
+     storage section names the driver (its delete, redirect, cache, maintenance and tag keys
+     are ignored); the registry's environment overrides win over the file:
+     REGISTRY_STORAGE=<driver> and REGISTRY_STORAGE_<DRIVER>_<KEY>=<value>
+     (REGISTRY_STORAGE_AZURE_CREDENTIALS_TYPE sets credentials.type)
+  3. those REGISTRY_STORAGE variables alone, when any is set
+  4. the filesystem driver under ./registry-data in the current directory
+--param overrides parameters in every case; `registry-storage driver` shows the result.";
+
+const EXAMPLES_HELP: &str = "\
+Examples:
+  registry-storage put /docker/registry/v2/hello.txt ./hello.txt
+  registry-storage ls -l /docker/registry/v2
+  registry-storage --config /etc/docker/registry/config.yml du /docker/registry/v2
+  registry-storage --driver s3 -p bucket=registry -p region=us-east-1 ls -R /docker";
+
+/// `registry-storage`: look inside a container registry's storage, on any storage driver.
+#[derive(Debug, Parser)]
+#[command(
+    name = "registry-storage",
+    version,
+    about = "Look inside a container registry's storage, on any storage driver",
+    long_about = "Look inside a container registry's storage, on any storage driver: list, \
+                  stat, read, write, move and delete paths, sign URLs, and add up sizes. Paths \
+                  are the driver's: absolute, like /docker/registry/v2/blobs.",
+    after_help = format!("{SELECTION_HELP}\n\n{EXIT_CODES_HELP}\n\n{EXAMPLES_HELP}"),
+)]
+pub(crate) struct Cli {
+    /// Which driver, with which parameters.
+    #[command(flatten)]
+    pub(crate) selection: SelectionArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The options that select the driver; global, so they may follow the subcommand too.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Driver selection")]
+pub(crate) struct SelectionArgs {
+    /// The driver by name: filesystem, inmemory, s3, azure, or NAME for an executable
+    /// registry-storage-NAME on PATH
+    #[arg(long, global = true, value_name = "NAME", conflicts_with = "config")]
+    pub(crate) driver: Option<String>,
+
+    /// A driver parameter (repeatable); values are strings, which the driver reads as numbers
+    /// or booleans where it expects them; a dotted KEY (credentials.type) sets a nested one
+    #[arg(
+        short = 'p',
+        long = "param",
+        global = true,
+        value_name = "KEY=VALUE",
+        value_parser = parse_param
+    )]
+    pub(crate) params: Vec<(String, String)>,
+
+    /// The registry's config.yml (default: $REGISTRY_CONFIGURATION_PATH when set); its storage
+    /// section selects the driver, REGISTRY_STORAGE* variables override it
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+/// `KEY=VALUE`, split at the first `=`.
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value))
+            if !key.is_empty() && !key.split('.').any(|segment| segment.trim().is_empty()) =>
+        {
+            Ok((key.to_owned(), value.to_owned()))
+        }
+        _ => Err(format!(
+            "{text:?} is not KEY=VALUE (e.g. rootdirectory=/var/lib/registry)"
+        )),
+    }
+}
+
+/// The operations.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// List a directory (the driver's list), or every entry below it with -R
+    #[command(after_help = "\
+Examples:
+  registry-storage ls /docker/registry/v2/repositories
+  registry-storage ls -l /docker/registry/v2/blobs/sha256/ab
+  registry-storage ls -lR --json /docker/registry/v2/repositories/library")]
+    Ls(LsArgs),
+
+    /// Show a file's or directory's size, type and modification time
+    #[command(after_help = "\
+Example:
+  registry-storage stat --json /docker/registry/v2/blobs/sha256/ab/abcd/data")]
+    Stat(StatArgs),
+
+    /// Write a file's content to stdout, streamed, from an offset
+    #[command(after_help = "\
+Examples:
+  registry-storage cat /docker/registry/v2/repositories/library/ubuntu/_manifests/tags/latest/current/link
+  registry-storage cat --offset 1048576 /docker/registry/v2/blobs/sha256/ab/abcd/data > tail.bin")]
+    Cat(CatArgs),
+
+    /// Write a file from a local file or stdin, streamed through a writer and committed
+    #[command(after_help = "\
+Examples:
+  registry-storage put /docker/registry/v2/blobs/sha256/ab/abcd/data ./layer.tar.gz
+  echo -n sha256:abcd | registry-storage put /docker/registry/v2/repositories/library/ubuntu/_manifests/tags/latest/current/link
+
+Nothing is visible at PATH until the whole input is written; on an error or Ctrl-C the
+writer is cancelled and PATH is left as it was.")]
+    Put(PutArgs),
+
+    /// Delete a file, or a directory and everything below it with -r
+    #[command(after_help = "\
+Examples:
+  registry-storage rm /docker/registry/v2/repositories/library/ubuntu/_manifests/tags/old/current/link
+  registry-storage rm -r /docker/registry/v2/repositories/library/ubuntu/_uploads")]
+    Rm(RmArgs),
+
+    /// Move a file to another path (replacing what is there)
+    #[command(after_help = "\
+Example:
+  registry-storage mv /docker/registry/v2/tmp/data /docker/registry/v2/blobs/sha256/ab/abcd/data")]
+    Mv(MvArgs),
+
+    /// Print a signed URL that reads the file directly from the backend (s3, azure)
+    #[command(after_help = "\
+Example:
+  registry-storage --driver s3 -p bucket=registry -p region=us-east-1 \\
+      url --method get --expires 1h /docker/registry/v2/blobs/sha256/ab/abcd/data")]
+    Url(UrlArgs),
+
+    /// Add up the sizes below a directory: one total per direct child, largest first, with a bar
+    #[command(after_help = "\
+Examples:
+  registry-storage du /docker/registry/v2
+  registry-storage du --json /docker/registry/v2/repositories")]
+    Du(DuArgs),
+
+    /// Show the selected driver and its parameters (secrets masked) without connecting
+    #[command(after_help = "\
+Example:
+  REGISTRY_STORAGE_S3_REGION=eu-west-1 registry-storage --config config.yml driver")]
+    Driver(DriverArgs),
+}
+
+/// `ls [PATH]`.
+#[derive(Debug, Args)]
+pub(crate) struct LsArgs {
+    /// The directory (or file) to list
+    #[arg(default_value = "/")]
+    pub(crate) path: String,
+    /// Long listing: type, size in bytes, modification time (UTC), path
+    #[arg(short = 'l', long = "long")]
+    pub(crate) long: bool,
+    /// Every entry below PATH, depth first (the driver's walk)
+    #[arg(short = 'R', long)]
+    pub(crate) recursive: bool,
+    /// Sizes in KiB, MiB, ... with -l
+    #[arg(short = 'H', long)]
+    pub(crate) human: bool,
+    /// A JSON array of {path, size, mod_time, is_dir}
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `stat PATH`.
+#[derive(Debug, Args)]
+pub(crate) struct StatArgs {
+    /// The file or directory
+    pub(crate) path: String,
+    /// A JSON object {path, size, mod_time, is_dir}
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `cat PATH`.
+#[derive(Debug, Args)]
+pub(crate) struct CatArgs {
+    /// The file
+    pub(crate) path: String,
+    /// Start this many bytes into the file (past the end: nothing)
+    #[arg(long, default_value_t = 0, value_name = "BYTES")]
+    pub(crate) offset: u64,
+}
+
+/// `put PATH [FILE]`.
+#[derive(Debug, Args)]
+pub(crate) struct PutArgs {
+    /// The path to write
+    pub(crate) path: String,
+    /// The local file to read; stdin when absent or `-`
+    pub(crate) file: Option<PathBuf>,
+}
+
+/// `rm PATH`.
+#[derive(Debug, Args)]
+pub(crate) struct RmArgs {
+    /// The file or directory
+    pub(crate) path: String,
+    /// Delete a directory and everything below it
+    #[arg(short = 'r', short_alias = 'R', long)]
+    pub(crate) recursive: bool,
+}
+
+/// `mv FROM TO`.
+#[derive(Debug, Args)]
+pub(crate) struct MvArgs {
+    /// The file to move
+    pub(crate) from: String,
+    /// Where it goes
+    pub(crate) to: String,
+}
+
+/// The HTTP method a signed URL is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum MethodArg {
+    /// GET: read the content
+    Get,
+    /// HEAD: read the headers only
+    Head,
+}
+
+/// `url PATH`.
+#[derive(Debug, Args)]
+pub(crate) struct UrlArgs {
+    /// The file
+    pub(crate) path: String,
+    /// The HTTP method the URL is signed for
+    #[arg(long, value_enum, default_value = "get")]
+    pub(crate) method: MethodArg,
+    /// How long the URL stays valid: 20m, 1h30m, 90s, or seconds
+    #[arg(long, default_value = "20m", value_parser = crate::duration::parse, value_name = "DURATION")]
+    pub(crate) expires: Duration,
+}
+
+/// `du [PATH]`.
+#[derive(Debug, Args)]
+pub(crate) struct DuArgs {
+    /// The directory to add up
+    #[arg(default_value = "/")]
+    pub(crate) path: String,
+    /// A JSON object {path, size, files, entries: [{path, size, files, is_dir}]}, largest first
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `driver`.
+#[derive(Debug, Args)]
+pub(crate) struct DriverArgs {
+    /// A JSON object {driver, source, parameters} (secrets masked)
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn params() {
+        assert_eq!(parse_param("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert_eq!(
+            parse_param("rootdirectory="),
+            Ok(("rootdirectory".into(), String::new()))
+        );
+        assert!(parse_param("novalue").is_err());
+        assert!(parse_param("=x").is_err());
+        assert!(parse_param("credentials..type=x").is_err());
+    }
+
+    #[test]
+    fn global_options_follow_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "registry-storage",
+            "ls",
+            "-l",
+            "--driver",
+            "inmemory",
+            "-p",
+            "a=1",
+        ])
+        .expect("parses");
+        assert_eq!(cli.selection.driver.as_deref(), Some("inmemory"));
+        assert_eq!(cli.selection.params, [("a".to_owned(), "1".to_owned())]);
+    }
+
+    #[test]
+    fn driver_and_config_conflict() {
+        let err = Cli::try_parse_from([
+            "registry-storage",
+            "--driver",
+            "s3",
+            "--config",
+            "c.yml",
+            "ls",
+        ])
+        .expect_err("conflict");
+        assert_eq!(err.exit_code(), 2);
+    }
+}
