@@ -155,13 +155,13 @@ impl<'a> ParamReader<'a> {
     pub fn duration(&mut self, key: &'static str) -> Result<Option<Duration>> {
         match self.take(key) {
             None => Ok(None),
-            Some(Value::Number(n)) => match n.as_f64() {
-                Some(secs) if secs >= 0.0 && secs.is_finite() => {
-                    Ok(Some(Duration::from_secs_f64(secs)))
+            Some(Value::Number(n)) => {
+                match n.as_f64().and_then(|s| Duration::try_from_secs_f64(s).ok()) {
+                    Some(duration) => Ok(Some(duration)),
+                    None => Err(self.invalid(key, format!("expected a duration, got {n}"))),
                 }
-                _ => Err(self.invalid(key, format!("expected a duration, got {n}"))),
-            },
-            Some(v @ Value::String(s)) => go_duration(s.trim())
+            }
+            Some(v @ Value::String(s)) => parse_duration(s)
                 .map(Some)
                 .ok_or_else(|| self.bad(key, "a duration such as \"100ms\" or \"1.5s\"", v)),
             Some(v) => Err(self.bad(key, "a duration", v)),
@@ -243,11 +243,22 @@ impl<'a> Source<'a> {
     }
 }
 
-/// Parses Go's duration notation (`time.ParseDuration`) for a non-negative duration; a bare
-/// number is seconds.
-fn go_duration(text: &str) -> Option<Duration> {
+/// Parses Go's duration notation (`time.ParseDuration`) for a non-negative duration: a
+/// decimal number and a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`), repeated; a bare number
+/// is seconds. `None` for anything else, a negative duration or one too long to hold.
+///
+/// ```
+/// use std::time::Duration;
+/// use storagedriver::params::parse_duration;
+///
+/// assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+/// assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+/// assert_eq!(parse_duration("20 minutes"), None);
+/// ```
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
     if let Ok(secs) = text.parse::<f64>() {
-        return (secs >= 0.0 && secs.is_finite()).then(|| Duration::from_secs_f64(secs));
+        return Duration::try_from_secs_f64(secs).ok();
     }
     let mut rest = text;
     let mut total = 0.0_f64;
@@ -272,7 +283,10 @@ fn go_duration(text: &str) -> Option<Duration> {
         rest = &rest[unit..];
         total += number * scale;
     }
-    (!text.is_empty() && total.is_finite()).then(|| Duration::from_secs_f64(total))
+    if text.is_empty() {
+        return None;
+    }
+    Duration::try_from_secs_f64(total).ok()
 }
 
 #[cfg(test)]
@@ -282,14 +296,25 @@ mod tests {
     #[test]
     fn go_durations() {
         let ms = Duration::from_millis;
-        assert_eq!(go_duration("100ms"), Some(ms(100)));
-        assert_eq!(go_duration("1.5s"), Some(ms(1_500)));
-        assert_eq!(go_duration("2m3s"), Some(ms(123_000)));
-        assert_eq!(go_duration("1h"), Some(Duration::from_secs(3_600)));
-        assert_eq!(go_duration("250us"), Some(Duration::from_micros(250)));
-        assert_eq!(go_duration("3"), Some(Duration::from_secs(3)));
-        for bad in ["", "ms", "5 parsecs", "-1s", "1d", "1.2.3s"] {
-            assert_eq!(go_duration(bad), None, "{bad:?}");
+        assert_eq!(parse_duration("100ms"), Some(ms(100)));
+        assert_eq!(parse_duration("1.5s"), Some(ms(1_500)));
+        assert_eq!(parse_duration("2m3s"), Some(ms(123_000)));
+        assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3_600)));
+        assert_eq!(parse_duration("250us"), Some(Duration::from_micros(250)));
+        assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
+        let huge = "9".repeat(40);
+        for bad in [
+            "",
+            "ms",
+            "5 parsecs",
+            "-1s",
+            "1d",
+            "1.2.3s",
+            "-3",
+            &format!("{huge}h"),
+            "1e400",
+        ] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
         }
     }
 }
