@@ -392,26 +392,26 @@ impl StorageDriver for ObjectStoreDriver {
                     .await
                     .map_err(|e| self.error("rename", source, e))?;
             }
-            // The source goes only once the copy is there, whole: a server may order a copy
-            // behind a delete of the same key made a moment before (Garage 2.5 stamps both
-            // with the same millisecond, and the delete wins), which would lose the file.
-            let seen = match self.core.store.head(&to).await {
-                Ok(copied) if copied.size == meta.size => break,
-                Ok(copied) => format!("{} bytes, not {}", copied.size, meta.size),
-                Err(object_store::Error::NotFound { .. }) => "nothing".to_owned(),
+            // The source goes only once the copy is there: a server may order a copy behind a
+            // delete of the same key made a moment before (Garage 2.5 stamps both with the
+            // same millisecond, and the delete wins), which would lose the file. (Whatever is
+            // there may also be a concurrent writer's content: that writer simply came later.)
+            match self.core.store.head(&to).await {
+                Ok(_) => break,
+                Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(self.error("rename: check the copy", dest, e)),
-            };
+            }
             if attempt == RENAME_RETRIES {
                 return Err(Error::backend(
                     self.core.name.as_str(),
                     "rename",
                     Some(source),
                     Retry::MayHelp,
-                    format!("the copy at {dest} shows {seen}; the source is kept"),
+                    format!("the copy to {dest} does not show there; the source is kept"),
                 ));
             }
             attempt += 1;
-            tracing::debug!(driver = %self.core.name, source, dest, attempt, seen, "the copy is not there whole; copying again");
+            tracing::debug!(driver = %self.core.name, source, dest, attempt, "the copy does not show; copying again");
             tokio::time::sleep(Duration::from_millis(2 << attempt)).await;
         }
         match self.core.store.delete(&from).await {
