@@ -141,9 +141,10 @@ impl MultipartStore for PartListStore {
                 .map(|p| {
                     held.get(&p.content_id)
                         .cloned()
-                        .ok_or_else(|| object_store::Error::Generic {
-                            store: "PartListStore",
-                            source: format!("no part {}", p.content_id).into(),
+                        // S3 answers 404 NoSuchUpload for an aborted upload's parts.
+                        .ok_or_else(|| object_store::Error::NotFound {
+                            path: path.to_string(),
+                            source: format!("NoSuchUpload: no part {}", p.content_id).into(),
                         })
                 })
                 .collect::<object_store::Result<_>>()?

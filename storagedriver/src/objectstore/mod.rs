@@ -382,7 +382,17 @@ impl StorageDriver for ObjectStoreDriver {
         }
         let to = self.core.keys.object(dest);
         let mut attempt = 0;
+        let mut meta = meta;
         loop {
+            if attempt > 0 {
+                // The source may have changed meanwhile (a concurrent writer, a rename away).
+                meta = self
+                    .core
+                    .store
+                    .head(&from)
+                    .await
+                    .map_err(|e| self.error("rename", source, e))?;
+            }
             if meta.size > self.core.options.copy_threshold {
                 copy::copy_in_parts(&self.core, source, &from, &to, meta.size).await?;
             } else {
