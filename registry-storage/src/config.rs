@@ -184,100 +184,13 @@ mod tests {
     /// The storage section of the registry's sample configuration for the filesystem driver
     /// (`cmd/registry/config-example.yml` in the Go registry), with the keys that are not the
     /// driver's.
-    const FILESYSTEM: &str = "\
-version: 0.1
-log:
-  fields:
-    service: registry
-storage:
-  cache:
-    blobdescriptor: inmemory
-  filesystem:
-    rootdirectory: /var/lib/registry
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: true
-      age: 168h
-      interval: 24h
-      dryrun: false
-    readonly:
-      enabled: false
-  redirect:
-    disable: true
-  tag:
-    concurrencylimit: 8
-http:
-  addr: :5000
-  headers:
-    X-Content-Type-Options: [nosniff]
-health:
-  storagedriver:
-    enabled: true
-    interval: 10s
-    threshold: 3
-";
+    const FILESYSTEM: &str = include_str!("../tests/fixtures/filesystem.yml");
 
     /// The s3 section as the Go registry's documentation gives it (`docs/content/about/configuration.md`).
-    const S3: &str = "\
-version: 0.1
-storage:
-  s3:
-    accesskey: awsaccesskey
-    secretkey: awssecretkey
-    region: us-west-1
-    regionendpoint: http://myobjects.local
-    forcepathstyle: true
-    accelerate: false
-    bucket: bucketname
-    encrypt: true
-    keyid: mykeyid
-    secure: true
-    v4auth: true
-    chunksize: 5242880
-    multipartcopychunksize: 33554432
-    multipartcopymaxconcurrency: 100
-    multipartcopythresholdsize: 33554432
-    rootdirectory: /s3/object/name/prefix
-    usedualstack: false
-    loglevel: debug
-  delete:
-    enabled: true
-  redirect:
-    disable: false
-  cache:
-    blobdescriptor: redis
-    blobdescriptorsize: 10000
-  maintenance:
-    uploadpurging:
-      enabled: true
-      age: 168h
-      interval: 24h
-      dryrun: false
-    readonly:
-      enabled: false
-  tag:
-    concurrencylimit: 8
-";
+    const S3: &str = include_str!("../tests/fixtures/s3.yml");
 
     /// The azure section as the Go registry's documentation gives it, with `credentials:`.
-    const AZURE: &str = "\
-storage:
-  azure:
-    accountname: accountname
-    accountkey: base64encodedaccountkey
-    container: containername
-    rootdirectory: /az/object/name/prefix
-    credentials:
-      type: client_secret
-      clientid: client_id_string
-      tenantid: tenant_id_string
-      secret: secret_string
-    realm: core.windows.net
-  delete:
-    enabled: true
-";
+    const AZURE: &str = include_str!("../tests/fixtures/azure.yml");
 
     #[test]
     fn filesystem_sample_selects_the_driver_and_ignores_the_other_keys() {

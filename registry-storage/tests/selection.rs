@@ -96,53 +96,14 @@ fn config_yml_selects_the_driver_and_an_environment_override_wins() {
 
 #[test]
 fn s3_sample_with_overrides_shown_without_connecting() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("config.yml");
-    std::fs::write(
-        &config,
-        "version: 0.1
-storage:
-  s3:
-    accesskey: awsaccesskey
-    secretkey: awssecretkey
-    region: us-west-1
-    regionendpoint: http://myobjects.local
-    forcepathstyle: true
-    bucket: bucketname
-    encrypt: true
-    keyid: mykeyid
-    secure: true
-    v4auth: true
-    chunksize: 5242880
-    multipartcopychunksize: 33554432
-    multipartcopymaxconcurrency: 100
-    multipartcopythresholdsize: 33554432
-    rootdirectory: /s3/object/name/prefix
-  delete:
-    enabled: true
-  redirect:
-    disable: false
-  cache:
-    blobdescriptor: redis
-  maintenance:
-    uploadpurging:
-      enabled: true
-  tag:
-    concurrencylimit: 8
-",
-    )
-    .expect("write");
-    let mut show = command();
-    show.env("REGISTRY_STORAGE_S3_REGION", "eu-central-1")
-        .env("REGISTRY_STORAGE_S3_SESSIONTOKEN", "tok")
-        .env("REGISTRY_STORAGE_DELETE_ENABLED", "false")
-        .args([
-            "--config",
-            config.to_str().expect("utf-8"),
-            "driver",
-            "--json",
-        ]);
-    let shown = json(&run(show, b"").ok());
+    let shown = driver_json(
+        include_str!("fixtures/s3.yml"),
+        &[
+            ("REGISTRY_STORAGE_S3_REGION", "eu-central-1"),
+            ("REGISTRY_STORAGE_S3_SESSIONTOKEN", "tok"),
+            ("REGISTRY_STORAGE_DELETE_ENABLED", "false"),
+        ],
+    );
     assert_eq!(shown["driver"], "s3");
     assert_eq!(shown["builtin"], true);
     let params = &shown["parameters"];
@@ -166,39 +127,16 @@ storage:
 
 #[test]
 fn azure_sample_nests_credentials_and_the_environment_reaches_into_them() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("config.yml");
-    std::fs::write(
-        &config,
-        "storage:
-  azure:
-    accountname: accountname
-    accountkey: base64encodedaccountkey
-    container: containername
-    realm: core.windows.net
-    credentials:
-      type: client_secret
-      clientid: client_id_string
-      tenantid: tenant_id_string
-      secret: secret_string
-  delete:
-    enabled: true
-",
-    )
-    .expect("write");
-    let mut show = command();
-    show.env(
-        "REGISTRY_STORAGE_AZURE_CREDENTIALS_TYPE",
-        "default_credentials",
-    )
-    .env("REGISTRY_STORAGE_AZURE_CONTAINER", "other")
-    .args([
-        "--config",
-        config.to_str().expect("utf-8"),
-        "driver",
-        "--json",
-    ]);
-    let shown = json(&run(show, b"").ok());
+    let shown = driver_json(
+        include_str!("fixtures/azure.yml"),
+        &[
+            (
+                "REGISTRY_STORAGE_AZURE_CREDENTIALS_TYPE",
+                "default_credentials",
+            ),
+            ("REGISTRY_STORAGE_AZURE_CONTAINER", "other"),
+        ],
+    );
     assert_eq!(shown["driver"], "azure");
     assert_eq!(
         shown["parameters"],
@@ -207,6 +145,7 @@ fn azure_sample_nests_credentials_and_the_environment_reaches_into_them() {
             "accountkey": "********",
             "container": "other",
             "realm": "core.windows.net",
+            "rootdirectory": "/az/object/name/prefix",
             "credentials": {
                 "type": "default_credentials",
                 "clientid": "client_id_string",
@@ -261,4 +200,19 @@ fn bad_configurations_are_2_naming_the_file() {
     let mut cmd = command();
     cmd.args(["--config", "/no/such/config.yml", "ls"]);
     run(cmd, b"").fails(2, &["/no/such/config.yml"]);
+}
+
+/// `registry-storage --config <yaml> driver --json` with `env` set: the selection it shows.
+fn driver_json(yaml: &str, env: &[(&str, &str)]) -> serde_json::Value {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.yml");
+    std::fs::write(&config, yaml).expect("write");
+    let mut show = command();
+    show.envs(env.iter().copied()).args([
+        "--config",
+        config.to_str().expect("utf-8"),
+        "driver",
+        "--json",
+    ]);
+    json(&run(show, b"").ok())
 }
