@@ -203,7 +203,7 @@ fn bad_configurations_are_2_naming_the_file() {
 }
 
 /// `registry-storage --config <yaml> driver --json` with `env` set: the selection it shows.
-fn driver_json(yaml: &str, env: &[(&str, &str)]) -> serde_json::Value {
+fn driver_json(yaml: &str, env: &[(&str, &str)]) -> Value {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("config.yml");
     std::fs::write(&config, yaml).expect("write");
