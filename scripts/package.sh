@@ -47,3 +47,5 @@ for dir in "$check"/*/; do
     echo "== verify $name (built on its own from its .crate, all features)"
     (cd "$check" && CARGO_TARGET_DIR="$target_dir/package-check-target" cargo build -p "$name" --all-features)
 done
+# Only built to be checked, never run: its gigabytes go (CI's disk is shared with the test build).
+rm -rf "$target_dir/package-check-target"

@@ -6,7 +6,8 @@
 #
 # Usage: garage-cluster.sh install            build or reuse the garage binary
 #        garage-cluster.sh start              fresh cluster (stops a running one first)
-#        garage-cluster.sh stop               stop all nodes (SIGTERM, then SIGKILL after 10 s)
+#        garage-cluster.sh stop               stop all nodes (SIGTERM, then SIGKILL after 10 s) and
+#                                             delete their data
 #        garage-cluster.sh kill-node N        SIGKILL node N
 #        garage-cluster.sh start-node N       restart node N with its existing data
 #        garage-cluster.sh status             `garage status` through a running node
@@ -81,6 +82,7 @@ stop() {
         stop_node "$n" &
     done
     wait
+    rm -rf "${NODES[@]/#/$CDIR/n}"
 }
 
 # start_node N: launch node N from its config and wait for its admin port.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Single-node Garage 2.5.0 on 127.0.0.1: S3 API :3900 (region "garage"), RPC :3901, admin :3903.
 # Buckets storagedriver-test and storagedriver-bench, both owned by the fixed test key in lib.sh.
-# Garage checks SigV4 signatures. Fresh (empty) data on every start.
+# Garage checks SigV4 signatures. Fresh (empty) data on every start; stop deletes it (the tests'
+# objects add up to gigabytes over a run).
 # Usage: garage.sh install|start|stop
 set -euo pipefail
 # shellcheck source=scripts/servers/lib.sh
@@ -17,6 +18,7 @@ ADMIN_PORT=3903
 
 stop() {
     stop_pid garage "$PIDFILE" "$CFG"
+    rm -rf "$DIR/meta" "$DIR/data"
 }
 
 write_config() {
