@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use storagedriver::{
     ByteStream, Capabilities, Error, FileInfo, FileWriter, Result, Retry, StorageDriver,
-    UrlOptions, path as dpath,
+    UrlOptions, WalkFn, WalkOptions, path as dpath,
 };
 
 use crate::blocking::Blocking;
@@ -131,7 +131,7 @@ impl FilesystemDriver {
     }
 
     /// Runs `f` with the shared state on a blocking thread.
-    async fn run<T, F>(&self, operation: &'static str, path: &str, f: F) -> Result<T>
+    pub(crate) async fn run<T, F>(&self, operation: &'static str, path: &str, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Inner, &str) -> Result<T> + Send + 'static,
@@ -494,5 +494,10 @@ impl StorageDriver for FilesystemDriver {
     async fn url_for(&self, path: &str, _options: &UrlOptions) -> Result<String> {
         dpath::check(DRIVER_NAME, path)?;
         Err(Error::unsupported(DRIVER_NAME, "url_for"))
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, options, f), fields(driver = DRIVER_NAME, start_after = options.start_after.as_deref()))]
+    async fn walk(&self, path: &str, options: &WalkOptions, f: &mut WalkFn<'_>) -> Result<()> {
+        self.walk_tree(path, options, f).await
     }
 }

@@ -81,6 +81,7 @@ mod reader;
 mod root;
 mod staging;
 mod visibility;
+mod walk;
 mod writer;
 
 pub use config::FilesystemConfig;

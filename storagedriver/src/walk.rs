@@ -56,14 +56,28 @@ pub fn walk_order(a: &str, b: &str) -> Ordering {
     a.split('/').cmp(b.split('/'))
 }
 
-/// True when an entry is reported under `start_after`: it comes after the hint in walk order.
-fn after_hint(path: &str, hint: Option<&str>) -> bool {
+/// True when a walk with [`WalkOptions::start_after`] `hint` reports the entry `path`: it
+/// comes after the hint in walk order (every entry, without a hint).
+///
+/// ```
+/// use storagedriver::walk::after_hint;
+/// assert!(after_hint("/a/c", Some("/a/b")));
+/// assert!(!after_hint("/a/b", Some("/a/b")));
+/// assert!(after_hint("/a", None));
+/// ```
+pub fn after_hint(path: &str, hint: Option<&str>) -> bool {
     hint.is_none_or(|h| walk_order(path, h) == Ordering::Greater)
 }
 
-/// True when a directory must be entered even though it is not reported: the hint is the
-/// directory itself or lies below it, so some of its entries come after the hint.
-fn leads_to_hint(dir: &str, hint: Option<&str>) -> bool {
+/// True when a walk must enter the directory `dir` even though it does not report it: the
+/// hint is the directory itself or lies below it, so some of its entries come after the hint.
+///
+/// ```
+/// use storagedriver::walk::leads_to_hint;
+/// assert!(leads_to_hint("/a", Some("/a/b/c")));
+/// assert!(!leads_to_hint("/b", Some("/a/b/c")));
+/// ```
+pub fn leads_to_hint(dir: &str, hint: Option<&str>) -> bool {
     hint.is_some_and(|h| crate::path::is_within(dir, h))
 }
 
