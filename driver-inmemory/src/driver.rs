@@ -101,7 +101,7 @@ impl StorageDriver for InMemoryDriver {
         Capabilities::new().with_file_dir_conflicts(true)
     }
 
-    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = NAME, path))]
+    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = NAME, path = %path))]
     async fn get_content(&self, path: &str) -> Result<Bytes> {
         path::check(NAME, path)?;
         let data = store::read(&self.store).get(path)?;
@@ -110,7 +110,7 @@ impl StorageDriver for InMemoryDriver {
         Ok(data.into_bytes())
     }
 
-    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = NAME, path, size = content.len()))]
+    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = NAME, path = %path, size = content.len()))]
     async fn put_content(&self, path: &str, content: Bytes) -> Result<()> {
         path::check(NAME, path)?;
         let replaced = store::write(&self.store).put(path, Data::Whole(content))?;
@@ -119,14 +119,14 @@ impl StorageDriver for InMemoryDriver {
         Ok(())
     }
 
-    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = NAME, path, offset))]
+    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = NAME, path = %path, offset = offset))]
     async fn reader(&self, path: &str, offset: u64) -> Result<ByteStream> {
         path::check(NAME, path)?;
         let data = store::read(&self.store).get(path)?;
         Ok(futures::stream::iter(data.slices_from(offset).map(Ok)).boxed())
     }
 
-    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = NAME, path, append))]
+    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = NAME, path = %path, append = append))]
     async fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>> {
         path::check(NAME, path)?;
         let mut store = store::write(&self.store);
@@ -168,19 +168,19 @@ impl StorageDriver for InMemoryDriver {
         )))
     }
 
-    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = NAME, path))]
+    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = NAME, path = %path))]
     async fn stat(&self, path: &str) -> Result<FileInfo> {
         path::check_dir(NAME, path)?;
         store::read(&self.store).stat(path)
     }
 
-    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = NAME, path))]
+    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = NAME, path = %path))]
     async fn list(&self, path: &str) -> Result<Vec<String>> {
         path::check_dir(NAME, path)?;
         store::read(&self.store).list(path)
     }
 
-    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = NAME, source, dest))]
+    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = NAME, source = %source, dest = %dest))]
     async fn rename(&self, source: &str, dest: &str) -> Result<()> {
         path::check(NAME, source)?;
         path::check(NAME, dest)?;
@@ -189,7 +189,7 @@ impl StorageDriver for InMemoryDriver {
         Ok(())
     }
 
-    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = NAME, path))]
+    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = NAME, path = %path))]
     async fn delete(&self, path: &str) -> Result<()> {
         path::check(NAME, path)?;
         let removed = store::write(&self.store).delete(path)?;
