@@ -344,10 +344,22 @@ async fn start(
     let (out, writer_task) = Outbox::new(write);
     let writer_task = tokio::spawn(writer_task);
     let mut reader = FrameReader::new(read);
-    let welcome = handshake(&mut reader, &out, child.as_ref(), liveness_timeout).await;
+    let welcome = handshake(name, &mut reader, &out, child.as_ref(), liveness_timeout).await;
     let welcome = match welcome {
         Ok(w) => w,
         Err(failure) => {
+            // The server broke the protocol or speaks another major: say so before closing,
+            // as after the handshake.
+            let fatal = match &failure {
+                Failure::Protocol(message) => Some(message.clone()),
+                Failure::VersionMismatch { .. } => Some(failure.to_string()),
+                _ => None,
+            };
+            if let Some(message) = fatal {
+                let fatal = serde_json::json!({ "message": message }).to_string();
+                let _ = out.send(FrameType::Fatal, 0, fatal.into());
+                out.drain(Duration::from_millis(100)).await;
+            }
             out.close("the handshake failed");
             drop(reader);
             if let Some(child) = &child {
@@ -363,10 +375,11 @@ async fn start(
         }
     };
     tracing::debug!(driver = %welcome.driver, version = %welcome.version, "connected to the driver server");
-    let flow = Flow::negotiate(PROTOCOL_VERSION, &welcome.version);
+    let minor = wire::negotiated_minor(PROTOCOL_VERSION, &welcome.version);
     let conn = Arc::new(Conn {
         name: welcome.driver,
-        flow,
+        flow: Flow::for_minor(minor),
+        minor,
         out,
         pending: Mutex::new(Pending {
             entries: HashMap::new(),
@@ -390,7 +403,9 @@ async fn start(
     })
 }
 
+/// Sends `HELLO` and reads `WELCOME`, which must name the driver `name`.
 async fn handshake(
+    name: &str,
     reader: &mut FrameReader,
     out: &Outbox,
     child: Option<&ChildHandle>,
@@ -414,6 +429,7 @@ async fn handshake(
             Err(_) => return Err(Failure::HandshakeTimeout(timeout)),
             Ok(Ok(frame)) => frame,
             Ok(Err(ReadEnd::Eof)) => return Err(Failure::Closed),
+            Ok(Err(ReadEnd::Frame(e))) => return Err(Failure::Protocol(e.to_string())),
             Ok(Err(e)) => return Err(Failure::Io(e.to_string())),
         },
         () = exited => return Err(Failure::ServerExited),
@@ -427,6 +443,14 @@ async fn handshake(
                     client: PROTOCOL_VERSION.to_owned(),
                     server: welcome.version,
                 });
+            }
+            if welcome.driver != name {
+                // `registry-storage-<name>` serves the driver `<name>`: another name means
+                // another executable than the one asked for.
+                return Err(Failure::Protocol(format!(
+                    "WELCOME names the driver {:?}, but the driver asked for is {name:?}",
+                    welcome.driver
+                )));
             }
             Ok(welcome)
         }
@@ -462,6 +486,9 @@ struct Entry {
     /// For streams the client receives (get_content, reader).
     inflow: Option<Inflow>,
     walk: bool,
+    /// A walk waits for the server's next `WALK_ENTRY` (false while the client owes the
+    /// `WALK_CONTROL` of the last one: an entry then breaks the protocol).
+    walk_turn: bool,
     /// The `RESPONSE_PART` pieces received so far of a response longer than one frame.
     parts: Option<Parts>,
 }
@@ -507,6 +534,8 @@ struct Conn {
     name: String,
     /// The flow-control rules agreed in the handshake.
     flow: Flow,
+    /// The minor version whose rules apply (the lower of the two peers').
+    minor: u32,
     out: Arc<Outbox>,
     pending: Mutex<Pending>,
     next_id: AtomicU64,
@@ -685,10 +714,7 @@ impl Conn {
             }
             FrameType::End | FrameType::Reset => {
                 if entry.inflow.is_none() {
-                    if entry.window.is_some() {
-                        // The server gave up on a stream we send; its RESPONSE says why.
-                        return Dispatch::Ok;
-                    }
+                    // A server never ends or resets a stream the client sends: it answers.
                     return Dispatch::Protocol(format!(
                         "{} frame for request {id}, which has no stream from the server",
                         kind.name()
@@ -706,6 +732,12 @@ impl Conn {
                         "WALK_ENTRY frame for request {id}, which is not a walk"
                     ));
                 }
+                if !entry.walk_turn {
+                    return Dispatch::Protocol(format!(
+                        "WALK_ENTRY frame for walk {id} before the client's WALK_CONTROL for the previous entry"
+                    ));
+                }
+                entry.walk_turn = false;
                 Event::WalkEntry(frame.payload)
             }
             FrameType::Credit => {
@@ -815,6 +847,16 @@ impl Call {
         kind: CallKind,
     ) -> Result<(Call, Option<Arc<Window>>, Option<Consumed>)> {
         let id = conn.next_id.fetch_add(1, Ordering::Relaxed);
+        if id > wire::MAX_EXACT {
+            // Not reached in practice (2^53 requests); ids stay exact in every JSON parser.
+            return Err(Error::backend(
+                &conn.name,
+                op,
+                path,
+                Retry::Useless,
+                Message("the connection has used up its request ids (2^53 - 1)".to_owned()),
+            ));
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let flow = conn.flow;
         let window =
@@ -839,6 +881,7 @@ impl Call {
                     window: window.clone(),
                     inflow,
                     walk: matches!(kind, CallKind::Walk),
+                    walk_turn: true,
                     parts: None,
                 },
             );
@@ -916,20 +959,21 @@ impl Call {
 
     /// The `ok` value of a response, or its error.
     fn parse<T: DeserializeOwned>(&mut self, payload: &[u8]) -> Result<T> {
-        let response: wire::ResponseWire = match serde_json::from_slice(payload) {
-            Ok(r) => r,
+        let ok = match wire::parse_response(payload) {
+            Ok(Ok(ok)) => ok,
+            Ok(Err(error)) => {
+                self.incoming_open = false;
+                self.outgoing_open = false;
+                return Err(wire::error_from_value(
+                    error,
+                    &self.conn.name,
+                    self.op,
+                    self.path.as_deref(),
+                ));
+            }
             Err(e) => return Err(self.protocol(format!("RESPONSE is not understood: {e}"))),
         };
-        if let Some(error) = response.error {
-            self.incoming_open = false;
-            return Err(wire::error_from_value(
-                error,
-                &self.conn.name,
-                self.op,
-                self.path.as_deref(),
-            ));
-        }
-        serde_json::from_value(response.ok).map_err(|e| {
+        serde_json::from_value(ok).map_err(|e| {
             self.protocol(format!(
                 "the `ok` value of {} is not understood: {e}",
                 self.op
@@ -964,14 +1008,14 @@ impl Call {
         )
     }
 
-    /// The error of a `RESET` payload.
+    /// The error of a `RESET` payload. A server's `RESET` always carries the `ERROR` that
+    /// ended its stream: an empty one breaks the protocol.
     fn reset_error(&self, payload: &[u8]) -> Error {
         if payload.is_empty() {
-            return IpcError {
-                failure: Failure::Protocol(format!("the server reset the stream of {}", self.op)),
-                child: None,
-            }
-            .into_error(&self.conn.name, self.op, self.path.as_deref());
+            return self.protocol(format!(
+                "the server reset the stream of {} without an ERROR",
+                self.op
+            ));
         }
         match serde_json::from_slice::<serde_json::Value>(payload) {
             Ok(value) => {
@@ -1034,6 +1078,9 @@ impl StorageDriver for IpcDriver {
         }
         let payload = call.response().await?;
         let size: SizeWire = call.parse(&payload)?;
+        if let Err(m) = wire::check_exact("size", size.size) {
+            return Err(call.protocol(format!("get_content's response: {m}")));
+        }
         // We take the whole content at once: let as much as its size come (up to the cap).
         if let Some(credit) = consumed.widen(size.size) {
             call.send(FrameType::Credit, call.id, credit_payload(credit))
@@ -1142,7 +1189,9 @@ impl StorageDriver for IpcDriver {
             Call::new(self.conn(), "reader", Some(path), CallKind::Incoming)?;
         call.run::<serde_json::Value>(&Request::Reader {
             path: path.into(),
-            offset,
+            // No file is longer than 2^53 - 1 bytes (the largest size on the wire), so a larger
+            // offset reads as that one: an empty stream, or path_not_found.
+            offset: offset.min(wire::MAX_EXACT),
         })
         .await?;
         let consumed = consumed.ok_or_else(|| call.error())?;
@@ -1160,12 +1209,20 @@ impl StorageDriver for IpcDriver {
         let (mut call, window, _) =
             Call::new(self.conn(), "writer", Some(path), CallKind::Outgoing)?;
         let window = window.ok_or_else(|| call.error())?;
+        // Until the response: a caller that goes away drops the call, which resets the
+        // request, and the server drops the writer it opens (so no handle stays open).
+        call.outgoing_open = true;
         let size: SizeWire = call
             .run(&Request::Writer {
                 path: path.into(),
                 append,
             })
             .await?;
+        if let Err(m) = wire::check_exact("size", size.size) {
+            return Err(call.protocol(format!("writer's response: {m}")));
+        }
+        // From here on the writer's finishing request (or writer_drop) releases the handle.
+        call.outgoing_open = false;
         Ok(Box::new(IpcFileWriter {
             client: Arc::clone(&self.client),
             handle: call,
@@ -1179,10 +1236,16 @@ impl StorageDriver for IpcDriver {
     #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), path))]
     async fn stat(&self, path: &str) -> Result<FileInfo> {
         path::check_dir(self.name(), path)?;
-        let info: FileInfoWire = self
-            .plain("stat", path, Request::Stat { path: path.into() })
-            .await?;
-        Ok(info.into())
+        let mut call = self.call("stat", Some(path), CallKind::Plain)?;
+        let info: FileInfoWire = call.run(&Request::Stat { path: path.into() }).await?;
+        if info.path != path {
+            return Err(call.protocol(format!(
+                "stat of {path} answered FILEINFO for {:?} (the server echoes the path asked for)",
+                info.path
+            )));
+        }
+        info.into_info(self.conn().minor)
+            .map_err(|m| call.protocol(format!("stat's FILEINFO: {m}")))
     }
 
     #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), path))]
@@ -1219,13 +1282,19 @@ impl StorageDriver for IpcDriver {
     #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), path))]
     async fn url_for(&self, path: &str, options: &UrlOptions) -> Result<String> {
         path::check(self.name(), path)?;
+        if !self.client.capabilities.url_for {
+            // The server would answer `unsupported`: no need to ask.
+            return Err(Error::unsupported(self.name(), "url_for"));
+        }
         self.plain(
             "url_for",
             path,
             Request::UrlFor {
                 path: path.into(),
                 method: options.method.into(),
-                expires_in_ms: u64::try_from(options.expires_in.as_millis()).unwrap_or(u64::MAX),
+                expires_in_ms: u64::try_from(options.expires_in.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .min(wire::MAX_EXACT),
             },
         )
         .await
@@ -1243,14 +1312,21 @@ impl StorageDriver for IpcDriver {
         loop {
             match call.recv().await? {
                 Event::WalkEntry(payload) => {
-                    let info: FileInfoWire = match serde_json::from_slice(&payload) {
+                    let info = serde_json::from_slice::<FileInfoWire>(&payload)
+                        .map_err(|e| e.to_string())
+                        .and_then(|info| info.into_info(self.conn().minor));
+                    let info = match info {
                         Ok(info) => info,
                         Err(e) => {
                             return Err(call.protocol(format!("WALK_ENTRY is not understood: {e}")));
                         }
                     };
-                    let control = f(&info.into());
+                    let control = f(&info);
                     let byte = wire::walk_control_byte(control);
+                    // The server's turn again: its next entry may come once the control left.
+                    if let Some(entry) = call.conn.lock().entries.get_mut(&call.id) {
+                        entry.walk_turn = true;
+                    }
                     call.send(
                         FrameType::WalkControl,
                         call.id,

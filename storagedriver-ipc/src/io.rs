@@ -58,13 +58,10 @@ pub(crate) enum Flow {
 }
 
 impl Flow {
-    /// The rules for a connection between versions `a` and `b` (of the same major).
-    pub(crate) fn negotiate(a: &str, b: &str) -> Flow {
-        if crate::wire::minor(a).min(crate::wire::minor(b)) >= 1 {
-            Flow::V1_1
-        } else {
-            Flow::V1_0
-        }
+    /// The rules for a connection whose negotiated minor version (the lower of the peers')
+    /// is `minor`.
+    pub(crate) fn for_minor(minor: u32) -> Flow {
+        if minor >= 1 { Flow::V1_1 } else { Flow::V1_0 }
     }
 
     /// The window a stream the client sends starts with.

@@ -10,9 +10,13 @@
 //! - Requests are multiplexed on one connection and run concurrently on the server.
 //! - Streams (`reader`, `get_content`, `put_content`, writers) move in frames of at most
 //!   1 MiB under per-stream flow control, so memory stays bounded on both sides whatever the
-//!   size. With a peer of protocol 1.1 a window starts small (64 KiB, and 0 for a stream the
-//!   server sends until the client reads it) and grows with the consumer's pace up to 4 MiB:
-//!   a stream nobody reads costs almost nothing, a busy one is not held back.
+//!   size. With a peer of protocol 1.1 or later a window starts small (64 KiB, and 0 for a
+//!   stream the server sends until the client reads it) and grows with the consumer's pace up
+//!   to 4 MiB: a stream nobody reads costs almost nothing, a busy one is not held back.
+//! - Every integer on the wire is exact in an IEEE double (at most 2^53 − 1), so that peers
+//!   in any language read it right; with a peer of protocol 1.2 a modification time travels as
+//!   seconds and nanoseconds (`mod_time_s`, `mod_time_nanos`), with older peers as
+//!   `mod_time_ns`.
 //! - Errors of the server's driver come back as the same [`storagedriver::Error`] variants
 //!   with the same fields. Failures of the IPC layer (the child exited, the connection
 //!   closed, no sign of life within the liveness timeout, a protocol error, a version
@@ -66,7 +70,7 @@ pub use server::{run_driver_executable, serve, serve_from_env};
 
 /// The protocol version this crate speaks (`MAJOR.MINOR`; peers with the same major are
 /// compatible).
-pub const PROTOCOL_VERSION: &str = "1.1";
+pub const PROTOCOL_VERSION: &str = "1.2";
 
 /// The environment variable that gives a driver server the path of the socket to connect to.
 pub const SOCKET_ENV: &str = "REGISTRY_STORAGE_IPC_SOCKET";

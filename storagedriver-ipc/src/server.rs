@@ -1,7 +1,7 @@
 //! The server: serves a [`StorageDriver`] over the IPC protocol.
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -179,6 +179,8 @@ struct Incoming {
     tx: mpsc::UnboundedSender<InMsg>,
     inflow: Inflow,
     writer: bool,
+    /// False for a writer handle until its `ok` is sent: `DATA` before it breaks the protocol.
+    accepting: bool,
 }
 
 #[derive(Debug)]
@@ -202,6 +204,8 @@ struct Streams {
     incoming: HashMap<u64, Incoming>,
     outgoing: HashMap<u64, Arc<Window>>,
     walks: HashMap<u64, std::sync::mpsc::Sender<WalkControl>>,
+    /// Requests not answered yet: their ids are in use.
+    unanswered: HashSet<u64>,
 }
 
 impl Streams {
@@ -210,6 +214,19 @@ impl Streams {
         shrink_map(&mut self.incoming);
         shrink_map(&mut self.outgoing);
         shrink_map(&mut self.walks);
+        if self.unanswered.capacity() > 64 && self.unanswered.len() * 4 < self.unanswered.capacity()
+        {
+            self.unanswered.shrink_to(self.unanswered.len() * 2);
+        }
+    }
+
+    /// True while `id` belongs to a request without its response, or to a stream, writer
+    /// handle or walk that is still open.
+    fn in_use(&self, id: u64) -> bool {
+        self.unanswered.contains(&id)
+            || self.incoming.contains_key(&id)
+            || self.outgoing.contains_key(&id)
+            || self.walks.contains_key(&id)
     }
 }
 
@@ -218,8 +235,8 @@ struct Server {
     name: String,
     out: Arc<Outbox>,
     streams: Mutex<Streams>,
-    /// The flow-control rules, set by the handshake.
-    flow: OnceLock<Flow>,
+    /// The minor version whose rules apply (the lower of the two), set by the handshake.
+    minor: OnceLock<u32>,
 }
 
 /// A protocol error: sent as `FATAL`, then the connection closes.
@@ -245,7 +262,7 @@ where
         driver,
         out,
         streams: Mutex::new(Streams::default()),
-        flow: OnceLock::new(),
+        minor: OnceLock::new(),
     });
     let mut reader = FrameReader::new(read);
     let mut tasks = JoinSet::new();
@@ -314,9 +331,14 @@ impl Server {
         streams
     }
 
+    /// The minor version whose rules apply (0 until the handshake says otherwise).
+    fn minor(&self) -> u32 {
+        self.minor.get().copied().unwrap_or(0)
+    }
+
     /// The connection's flow-control rules (1.0 until the handshake says otherwise).
     fn flow(&self) -> Flow {
-        self.flow.get().copied().unwrap_or(Flow::V1_0)
+        Flow::for_minor(self.minor())
     }
 
     /// Registers the stream the client sends on `id` (a `put_content`, or a writer handle when
@@ -326,9 +348,15 @@ impl Server {
         let flow = self.flow();
         let initial = flow.client_stream_window();
         let (inflow, granted) = Inflow::new(initial);
-        self.lock()
-            .incoming
-            .insert(id, Incoming { tx, inflow, writer });
+        self.lock().incoming.insert(
+            id,
+            Incoming {
+                tx,
+                inflow,
+                writer,
+                accepting: !writer,
+            },
+        );
         (rx, Consumed::new(granted, flow, initial))
     }
 
@@ -362,8 +390,8 @@ impl Server {
             )));
         }
         let _ = self
-            .flow
-            .set(Flow::negotiate(&parsed.version, PROTOCOL_VERSION));
+            .minor
+            .set(wire::negotiated_minor(&parsed.version, PROTOCOL_VERSION));
         let welcome = wire::Welcome {
             version: PROTOCOL_VERSION.to_owned(),
             driver: self.name.clone(),
@@ -386,9 +414,11 @@ impl Server {
                 c.responded.set(true);
             }
         });
+        // The id stays in use while its stream, handle or walk is open.
+        self.lock().unanswered.remove(&id);
         let payload = match &result {
             Ok(value) => wire::ok_json(value),
-            Err(e) => wire::error_json(&ErrorWire::from_error(e, op, path)),
+            Err(e) => wire::error_json(&ErrorWire::from_error(e, &self.name, op, path)),
         };
         if payload.len() <= MAX_PAYLOAD {
             self.send(FrameType::Response, id, payload.into());
@@ -411,7 +441,7 @@ impl Server {
                     payload.len()
                 ),
             );
-            let payload = wire::error_json(&ErrorWire::from_error(&err, op, path));
+            let payload = wire::error_json(&ErrorWire::from_error(&err, &self.name, op, path));
             self.send(FrameType::Response, id, payload.into());
             return;
         }
@@ -447,6 +477,11 @@ impl Server {
                         "DATA frame for stream {id}, which is not open"
                     )));
                 };
+                if !incoming.accepting {
+                    return Err(ProtocolError(format!(
+                        "DATA frame on writer handle {id} before the writer's response"
+                    )));
+                }
                 let len = frame.payload.len();
                 if !incoming.inflow.receive(len) {
                     return Err(ProtocolError(format!("stream {id} overran its window")));
@@ -539,15 +574,13 @@ impl Server {
             return Err(ProtocolError("REQUEST with id 0".to_owned()));
         }
         {
-            let streams = self.lock();
-            if streams.incoming.contains_key(&id)
-                || streams.outgoing.contains_key(&id)
-                || streams.walks.contains_key(&id)
-            {
+            let mut streams = self.lock();
+            if streams.in_use(id) {
                 return Err(ProtocolError(format!(
                     "REQUEST id {id} is still in use (ids are never reused)"
                 )));
             }
+            streams.unanswered.insert(id);
         }
         let request = match wire::parse_request(payload) {
             Ok(r) => r,
@@ -562,14 +595,23 @@ impl Server {
             }
         };
         let op = request.op();
+        if let Err(message) = request.check_numbers() {
+            // A malformed request: answered like a missing field, naming no path.
+            let err = self.backend(op, None, format!("request not understood: {message}"));
+            self.respond::<()>(id, op, None, Err(err));
+            return Ok(());
+        }
         let span = tracing::debug_span!("ipc_request", id, op, path = request.path());
         let server = Arc::clone(self);
         match request {
             Request::Stat { path } => {
                 let path = path.into_owned();
                 self.spawn(tasks, id, op, span, async move {
-                    let result = server.driver.stat(&path).await;
-                    server.respond(id, op, Some(&path), result.map(|i| FileInfoWire::from(&i)));
+                    let result = server.driver.stat(&path).await.and_then(|info| {
+                        FileInfoWire::new(&info, server.minor())
+                            .map_err(|m| server.backend(op, Some(&path), m))
+                    });
+                    server.respond(id, op, Some(&path), result);
                 });
             }
             Request::List { path } => {
@@ -739,7 +781,7 @@ impl Server {
             self.respond::<()>(id, op, None, Err(err));
         } else if stream.is_some() {
             // The stream had started: end it with the error.
-            let reset = wire::error_json_value(&ErrorWire::from_error(&err, op, None));
+            let reset = wire::error_json_value(&ErrorWire::from_error(&err, &self.name, op, None));
             self.send(FrameType::Reset, id, reset.into());
         }
         // A writer handle stays registered: its data is credited and dropped, and the next
@@ -777,8 +819,12 @@ impl Server {
             let chunk = match item {
                 Ok(chunk) => chunk,
                 Err(e) => {
-                    let payload =
-                        wire::error_json_value(&ErrorWire::from_error(&e, op, Some(path)));
+                    let payload = wire::error_json_value(&ErrorWire::from_error(
+                        &e,
+                        &self.name,
+                        op,
+                        Some(path),
+                    ));
                     self.send(FrameType::Reset, id, payload.into());
                     return;
                 }
@@ -885,9 +931,20 @@ impl Server {
         mut rx: mpsc::UnboundedReceiver<InMsg>,
         mut consumed: Consumed,
     ) {
-        let mut writer = match self.driver.writer(&path, append).await {
+        let opened =
+            self.driver.writer(&path, append).await.and_then(|w| {
+                match wire::check_exact("size", w.size()) {
+                    Ok(()) => Ok(w),
+                    Err(m) => Err(self.backend("writer", Some(&path), m)),
+                }
+            });
+        let mut writer = match opened {
             Ok(w) => {
                 let size = SizeWire { size: w.size() };
+                // The handle's stream opens with the `ok` (unless the client reset it already).
+                if let Some(incoming) = self.lock().incoming.get_mut(&id) {
+                    incoming.accepting = true;
+                }
                 self.respond(id, "writer", Some(&path), Ok(size));
                 w
             }
@@ -976,6 +1033,7 @@ impl Server {
         let out = Arc::clone(&self.out);
         let handle = tokio::runtime::Handle::current();
         let walk_path = path.clone();
+        let minor = self.minor();
         // The callback is synchronous and must wait for the client's answer: run the walk on a
         // blocking thread, where waiting is allowed.
         let result = tokio::task::spawn_blocking(move || {
@@ -983,20 +1041,32 @@ impl Server {
             if let Some(after) = start_after {
                 options = options.start_after(after);
             }
+            // An entry the protocol cannot carry (a size beyond 2^53 - 1) ends the walk.
+            let mut unfit: Option<String> = None;
+            let unfit_slot = &mut unfit;
             let mut callback = move |info: &FileInfo| -> WalkControl {
-                let payload = serde_json::to_vec(&FileInfoWire::from(info)).unwrap_or_default();
+                let entry = match FileInfoWire::new(info, minor) {
+                    Ok(entry) => entry,
+                    Err(m) => {
+                        *unfit_slot = Some(format!("{}: {m}", info.path));
+                        return WalkControl::Stop;
+                    }
+                };
+                let payload = serde_json::to_vec(&entry).unwrap_or_default();
                 if out.send(FrameType::WalkEntry, id, payload.into()).is_err() {
                     return WalkControl::Stop;
                 }
                 // A dropped sender (the client reset the walk or went away) stops it.
                 control.recv().unwrap_or(WalkControl::Stop)
             };
-            handle.block_on(driver.walk(&walk_path, &options, &mut callback))
+            let result = handle.block_on(driver.walk(&walk_path, &options, &mut callback));
+            (result, unfit)
         })
         .await;
         self.lock().walks.remove(&id);
         let result = match result {
-            Ok(r) => r,
+            Ok((r, None)) => r,
+            Ok((_, Some(message))) => Err(self.backend("walk", Some(&path), message)),
             Err(e) => Err(self.backend(
                 "walk",
                 Some(&path),

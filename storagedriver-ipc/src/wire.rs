@@ -54,6 +54,31 @@ pub(crate) fn compatible(a: &str, b: &str) -> bool {
     major(a) == major(b)
 }
 
+/// The minor version whose rules apply between peers of versions `a` and `b` (of the same
+/// major): the lower one.
+pub(crate) fn negotiated_minor(a: &str, b: &str) -> u32 {
+    minor(a).min(minor(b))
+}
+
+/// The first minor version whose `FILEINFO` carries `mod_time_s` and `mod_time_nanos` instead
+/// of `mod_time_ns`.
+pub(crate) const SPLIT_TIME_MINOR: u32 = 2;
+
+/// The largest integer on the wire: 2^53 − 1, the largest that every JSON parser (an IEEE
+/// double) reads exactly. Ids, handles, sizes, offsets and durations never exceed it (but
+/// `mod_time_ns` under protocol 1.0 and 1.1).
+pub(crate) const MAX_EXACT: u64 = (1 << 53) - 1;
+
+/// `Err` naming `field` when `value` is above [`MAX_EXACT`].
+pub(crate) fn check_exact(field: &str, value: u64) -> Result<(), String> {
+    if value > MAX_EXACT {
+        return Err(format!(
+            "`{field}` is {value}, above 2^53 - 1, the largest integer the protocol carries"
+        ));
+    }
+    Ok(())
+}
+
 /// `CAPS`.
 #[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
 #[serde(default)]
@@ -219,6 +244,19 @@ impl Request<'_> {
         }
     }
 
+    /// `Err` when an integer field is above [`MAX_EXACT`] (a malformed request).
+    pub(crate) fn check_numbers(&self) -> Result<(), String> {
+        match self {
+            Request::Reader { offset, .. } => check_exact("offset", *offset),
+            Request::UrlFor { expires_in_ms, .. } => check_exact("expires_in_ms", *expires_in_ms),
+            Request::WriterClose { handle }
+            | Request::WriterCancel { handle }
+            | Request::WriterCommit { handle }
+            | Request::WriterDrop { handle } => check_exact("handle", *handle),
+            _ => Ok(()),
+        }
+    }
+
     /// The JSON text of the request.
     pub(crate) fn to_json(&self) -> Vec<u8> {
         // Serializing these plain structs cannot fail.
@@ -296,9 +334,36 @@ pub(crate) enum ErrorWire {
 }
 
 impl ErrorWire {
-    /// The wire form of `err`; `operation` and `path` fill a `backend` error for variants this
-    /// crate does not know.
-    pub(crate) fn from_error(err: &Error, operation: &str, path: Option<&str>) -> ErrorWire {
+    /// The wire form of `err`, naming `driver` (the name the server announced in `WELCOME`,
+    /// whatever name the error carries); `operation` and `path` fill a `backend` error for
+    /// variants this crate does not know.
+    pub(crate) fn from_error(
+        err: &Error,
+        driver: &str,
+        operation: &str,
+        path: Option<&str>,
+    ) -> ErrorWire {
+        let mut wire = ErrorWire::from_error_as_is(err, operation, path);
+        wire.set_driver(driver);
+        wire
+    }
+
+    /// Sets the `driver` field of every kind.
+    fn set_driver(&mut self, name: &str) {
+        let (ErrorWire::PathNotFound { driver, .. }
+        | ErrorWire::InvalidPath { driver, .. }
+        | ErrorWire::Conflict { driver, .. }
+        | ErrorWire::Unsupported { driver, .. }
+        | ErrorWire::WriterFinished { driver, .. }
+        | ErrorWire::InvalidParameter { driver, .. }
+        | ErrorWire::Backend { driver, .. }) = self;
+        if driver != name {
+            name.clone_into(driver);
+        }
+    }
+
+    /// The wire form of `err` with the driver name it carries.
+    fn from_error_as_is(err: &Error, operation: &str, path: Option<&str>) -> ErrorWire {
         match err {
             Error::PathNotFound { driver, path } => ErrorWire::PathNotFound {
                 driver: driver.clone(),
@@ -431,8 +496,10 @@ impl ErrorWire {
     }
 }
 
-/// Decodes an `ERROR` value. One this crate does not understand (a kind from a newer minor
-/// version, say) becomes a `backend` error carrying its JSON text.
+/// Decodes an `ERROR` value of the driver `driver` (the name in `WELCOME`, which every error
+/// carries). One this crate does not understand (a kind from a newer minor version, or a known
+/// kind missing a field or with a field of the wrong type) becomes a `backend` error carrying
+/// its JSON text.
 pub(crate) fn error_from_value(
     value: serde_json::Value,
     driver: &str,
@@ -440,14 +507,13 @@ pub(crate) fn error_from_value(
     path: Option<&str>,
 ) -> Error {
     let text = value.to_string();
-    match serde_json::from_value::<ErrorWire>(value.clone()) {
-        Ok(wire) => wire.into_error(),
+    match serde_json::from_value::<ErrorWire>(value) {
+        Ok(mut wire) => {
+            wire.set_driver(driver);
+            wire.into_error()
+        }
         Err(_) => Error::Backend {
-            driver: value
-                .get("driver")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or(driver)
-                .to_owned(),
+            driver: driver.to_owned(),
             operation: operation.to_owned(),
             path: path.map(str::to_owned),
             retry: Retry::Useless,
@@ -456,13 +522,23 @@ pub(crate) fn error_from_value(
     }
 }
 
-/// A `RESPONSE` payload, both forms.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ResponseWire {
-    #[serde(default)]
-    pub(crate) ok: serde_json::Value,
-    #[serde(default)]
-    pub(crate) error: Option<serde_json::Value>,
+/// A `RESPONSE` payload: `Ok(Ok(value))` for `{"ok":VALUE}`, `Ok(Err(error))` for
+/// `{"error":ERROR}`; `Err` saying why when it is neither (not JSON, not an object, both keys
+/// or none).
+pub(crate) fn parse_response(
+    payload: &[u8],
+) -> Result<Result<serde_json::Value, serde_json::Value>, String> {
+    let mut object = match serde_json::from_slice::<serde_json::Value>(payload) {
+        Ok(serde_json::Value::Object(object)) => object,
+        Ok(_) => return Err("it is not a JSON object".to_owned()),
+        Err(e) => return Err(e.to_string()),
+    };
+    match (object.remove("ok"), object.remove("error")) {
+        (Some(ok), None) => Ok(Ok(ok)),
+        (None, Some(error)) => Ok(Err(error)),
+        (Some(_), Some(_)) => Err("it has both `ok` and `error`".to_owned()),
+        (None, None) => Err("it has neither `ok` nor `error`".to_owned()),
+    }
 }
 
 /// `{"ok":VALUE}`.
@@ -494,35 +570,110 @@ pub(crate) struct SizeWire {
     pub(crate) size: u64,
 }
 
-/// `FILEINFO`.
+/// `FILEINFO`: the modification time is `mod_time_ns` up to protocol 1.1, `mod_time_s` and
+/// `mod_time_nanos` from 1.2 on.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct FileInfoWire {
     pub(crate) path: String,
     pub(crate) size: u64,
-    pub(crate) mod_time_ns: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) mod_time_ns: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) mod_time_s: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) mod_time_nanos: Option<u32>,
     pub(crate) is_dir: bool,
 }
 
-impl From<&FileInfo> for FileInfoWire {
-    fn from(info: &FileInfo) -> Self {
-        FileInfoWire {
+impl FileInfoWire {
+    /// The wire form of `info` under the rules of minor version `minor`; `Err` when its size
+    /// is above [`MAX_EXACT`].
+    pub(crate) fn new(info: &FileInfo, minor: u32) -> Result<FileInfoWire, String> {
+        check_exact("size", info.size)?;
+        let (mod_time_ns, mod_time_s, mod_time_nanos) = if minor >= SPLIT_TIME_MINOR {
+            let (s, nanos) = time_to_parts(info.mod_time);
+            (None, Some(s), Some(nanos))
+        } else {
+            (Some(time_to_ns(info.mod_time)), None, None)
+        };
+        Ok(FileInfoWire {
             path: info.path.clone(),
             size: info.size,
-            mod_time_ns: time_to_ns(info.mod_time),
+            mod_time_ns,
+            mod_time_s,
+            mod_time_nanos,
             is_dir: info.is_dir,
+        })
+    }
+
+    /// The file info, read under the rules of minor version `minor`; `Err` saying what breaks
+    /// them (a missing time field, nanoseconds out of range, a number above [`MAX_EXACT`]).
+    pub(crate) fn into_info(self, minor: u32) -> Result<FileInfo, String> {
+        check_exact("size", self.size)?;
+        let mod_time = if minor >= SPLIT_TIME_MINOR {
+            let (Some(s), Some(nanos)) = (self.mod_time_s, self.mod_time_nanos) else {
+                return Err(
+                    "FILEINFO lacks `mod_time_s` or `mod_time_nanos` (protocol 1.2)".to_owned(),
+                );
+            };
+            check_exact("mod_time_s", s.unsigned_abs())?;
+            if nanos >= NANOS_PER_SECOND {
+                return Err(format!("`mod_time_nanos` is {nanos}, not in 0..=999999999"));
+            }
+            parts_to_time(s, nanos)
+        } else {
+            let Some(ns) = self.mod_time_ns else {
+                return Err("FILEINFO lacks `mod_time_ns` (protocol 1.0 and 1.1)".to_owned());
+            };
+            ns_to_time(ns)
+        };
+        Ok(FileInfo {
+            path: self.path,
+            size: self.size,
+            mod_time,
+            is_dir: self.is_dir,
+        })
+    }
+}
+
+/// Nanoseconds in a second.
+const NANOS_PER_SECOND: u32 = 1_000_000_000;
+
+/// Whole seconds since the Unix epoch (rounded down: negative before it, within ±(2^53 − 1))
+/// and the nanoseconds after them (0 to 999,999,999).
+pub(crate) fn time_to_parts(t: SystemTime) -> (i64, u32) {
+    let max = MAX_EXACT as i64;
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => {
+            let s = i64::try_from(d.as_secs()).unwrap_or(max);
+            if s > max {
+                (max, NANOS_PER_SECOND - 1)
+            } else {
+                (s, d.subsec_nanos())
+            }
+        }
+        Err(before) => {
+            let d = before.duration();
+            let whole = i64::try_from(d.as_secs()).unwrap_or(max);
+            let (s, nanos) = match d.subsec_nanos() {
+                0 => (-whole, 0),
+                n => (-whole - 1, NANOS_PER_SECOND - n),
+            };
+            if s < -max { (-max, 0) } else { (s, nanos) }
         }
     }
 }
 
-impl From<FileInfoWire> for FileInfo {
-    fn from(w: FileInfoWire) -> Self {
-        FileInfo {
-            path: w.path,
-            size: w.size,
-            mod_time: ns_to_time(w.mod_time_ns),
-            is_dir: w.is_dir,
-        }
-    }
+/// The time `s` seconds and `nanos` nanoseconds after the Unix epoch (`s` may be negative).
+pub(crate) fn parts_to_time(s: i64, nanos: u32) -> SystemTime {
+    let whole = Duration::from_secs(s.unsigned_abs());
+    let t = if s >= 0 {
+        UNIX_EPOCH.checked_add(whole)
+    } else {
+        UNIX_EPOCH.checked_sub(whole)
+    };
+    t.and_then(|t| t.checked_add(Duration::from_nanos(u64::from(nanos))))
+        .unwrap_or(UNIX_EPOCH)
 }
 
 /// Nanoseconds since the Unix epoch, saturating at the ends of `i64`.
@@ -570,10 +721,13 @@ mod tests {
     use super::*;
 
     fn round_trip(err: Error) -> Error {
-        let wire = ErrorWire::from_error(&err, "op", None);
+        let err_driver = err.driver().to_owned();
+        let wire = ErrorWire::from_error(&err, &err_driver, "op", None);
         let json = error_json(&wire);
-        let response: ResponseWire = serde_json::from_slice(&json).expect("parses");
-        error_from_value(response.error.expect("an error"), "x", "op", None)
+        let error = parse_response(&json)
+            .expect("parses")
+            .expect_err("an error");
+        error_from_value(error, &err_driver, "op", None)
     }
 
     #[test]
@@ -633,10 +787,150 @@ mod tests {
     #[test]
     fn unknown_error_kind_becomes_backend() {
         let value = serde_json::json!({"kind":"quota_exceeded","driver":"s3","limit":5});
-        let err = error_from_value(value, "x", "put_content", Some("/a"));
+        let err = error_from_value(value, "s3", "put_content", Some("/a"));
         assert!(matches!(err, Error::Backend { .. }));
         assert_eq!(err.driver(), "s3");
         assert!(err.to_string().contains("quota_exceeded"));
+    }
+
+    #[test]
+    fn a_known_kind_missing_a_field_becomes_backend_carrying_its_json() {
+        let value = serde_json::json!({"kind":"path_not_found","driver":"pydir"});
+        let err = error_from_value(value, "pydir", "stat", Some("/a"));
+        match &err {
+            Error::Backend {
+                driver,
+                operation,
+                path,
+                ..
+            } => {
+                assert_eq!(driver, "pydir");
+                assert_eq!(operation, "stat");
+                assert_eq!(path.as_deref(), Some("/a"));
+            }
+            other => panic!("not a backend error: {other:?}"),
+        }
+        assert!(err.to_string().contains("path_not_found"), "{err}");
+        let value = serde_json::json!({"kind":"conflict","driver":"d","path":5,"reason":"r"});
+        assert!(matches!(
+            error_from_value(value, "d", "put_content", None),
+            Error::Backend { .. }
+        ));
+    }
+
+    #[test]
+    fn every_error_names_the_announced_driver() {
+        // The server writes its WELCOME name, the client reads it, whatever the error says.
+        let inner = Error::path_not_found("inner", "/a");
+        let json = error_json_value(&ErrorWire::from_error(&inner, "outer", "stat", None));
+        let value: serde_json::Value = serde_json::from_slice(&json).expect("JSON");
+        assert_eq!(value["driver"], "outer");
+        let err = error_from_value(
+            serde_json::json!({"kind":"path_not_found","driver":"other","path":"/a"}),
+            "outer",
+            "stat",
+            Some("/a"),
+        );
+        assert_eq!(err.driver(), "outer");
+    }
+
+    #[test]
+    fn file_info_by_version() {
+        let info = FileInfo {
+            path: "/a".into(),
+            size: 7,
+            mod_time: parts_to_time(1_700_000_000, 123_456_789),
+            is_dir: false,
+        };
+        let old = serde_json::to_value(FileInfoWire::new(&info, 1).expect("fits")).expect("JSON");
+        assert_eq!(
+            old,
+            serde_json::json!({"path":"/a","size":7,"mod_time_ns":1_700_000_000_123_456_789i64,"is_dir":false})
+        );
+        let new = serde_json::to_value(FileInfoWire::new(&info, 2).expect("fits")).expect("JSON");
+        assert_eq!(
+            new,
+            serde_json::json!({"path":"/a","size":7,"mod_time_s":1_700_000_000,"mod_time_nanos":123_456_789,"is_dir":false})
+        );
+        for (value, minor) in [(old.clone(), 1), (new.clone(), 2)] {
+            let wire: FileInfoWire = serde_json::from_value(value).expect("parses");
+            assert_eq!(wire.into_info(minor).expect("valid"), info);
+        }
+        // Each version requires its own fields.
+        let wire: FileInfoWire = serde_json::from_value(old).expect("parses");
+        assert!(
+            wire.into_info(2)
+                .expect_err("1.2 needs mod_time_s")
+                .contains("mod_time_s")
+        );
+        let wire: FileInfoWire = serde_json::from_value(new).expect("parses");
+        assert!(
+            wire.into_info(1)
+                .expect_err("1.1 needs mod_time_ns")
+                .contains("mod_time_ns")
+        );
+        let bad = serde_json::json!({"path":"/a","size":1,"mod_time_s":0,"mod_time_nanos":1_000_000_000u32,"is_dir":false});
+        let wire: FileInfoWire = serde_json::from_value(bad).expect("parses");
+        assert!(wire.into_info(2).is_err(), "nanoseconds out of range");
+        let big = FileInfo {
+            size: MAX_EXACT + 1,
+            ..info
+        };
+        assert!(
+            FileInfoWire::new(&big, 2).is_err(),
+            "a size beyond 2^53 - 1"
+        );
+    }
+
+    #[test]
+    fn a_response_is_ok_or_error() {
+        assert_eq!(
+            parse_response(br#"{"ok":null}"#).expect("valid"),
+            Ok(serde_json::Value::Null)
+        );
+        assert!(
+            parse_response(br#"{"error":{"kind":"x"}}"#)
+                .expect("valid")
+                .is_err()
+        );
+        for bad in [&b"{}"[..], br#"{"ok":1,"error":{}}"#, b"[1]", b"{"] {
+            assert!(
+                parse_response(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn time_parts_round_trip_and_round_down() {
+        for (s, nanos) in [
+            (0i64, 0u32),
+            (1, 1),
+            (-1, 0),
+            (-1, 999_999_999),
+            (-5, 500),
+            (1_700_000_000, 5),
+        ] {
+            assert_eq!(time_to_parts(parts_to_time(s, nanos)), (s, nanos));
+        }
+        // Half a second before the epoch is second -1 plus 500 ms.
+        let t = UNIX_EPOCH - Duration::from_millis(500);
+        assert_eq!(time_to_parts(t), (-1, 500_000_000));
+        assert_eq!(time_to_parts(ns_to_time(-1)), (-1, 999_999_999));
+    }
+
+    #[test]
+    fn request_numbers_are_exact() {
+        let r = parse_request(br#"{"op":"reader","path":"/a","offset":9007199254740991}"#)
+            .expect("valid");
+        assert!(r.check_numbers().is_ok());
+        let r = parse_request(br#"{"op":"reader","path":"/a","offset":9007199254740992}"#)
+            .expect("valid");
+        assert!(r.check_numbers().expect_err("2^53").contains("offset"));
+        let r = parse_request(br#"{"op":"writer_commit","handle":18446744073709551615}"#)
+            .expect("valid");
+        assert!(r.check_numbers().is_err());
     }
 
     #[test]
@@ -689,6 +983,8 @@ mod tests {
         assert!(!compatible("1.0", "2.0"));
         assert_eq!((minor("1.0"), minor("1.1"), minor("1.12")), (0, 1, 12));
         assert_eq!((minor("1"), minor("1.x")), (0, 0));
+        assert_eq!(negotiated_minor("1.2", "1.1"), 1);
+        assert_eq!(negotiated_minor("1.2", "1.9"), 2);
         assert_eq!(major("3"), "3");
     }
 }

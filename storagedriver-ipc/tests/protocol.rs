@@ -353,7 +353,8 @@ async fn rule_breaking_frames_are_fatal() {
     expect_fatal(&mut raw).await;
     ends_with_err(server).await;
 
-    // More data than the window allows (the server's writer is stuck, so no credit comes).
+    // DATA on a writer's id before its response (the server's writer is stuck, so the
+    // response never comes): the handle's stream opens with the `ok` only.
     let stuck = common::Counting::new();
     stuck
         .stuck_writers
@@ -372,10 +373,12 @@ async fn rule_breaking_frames_are_fatal() {
         json!({"op":"writer","path":"/p","append":false}),
     )
     .await;
-    for _ in 0..5 {
-        raw.send(FrameType::Data, 1, vec![0u8; MAX_PAYLOAD]).await;
-    }
-    assert!(expect_fatal(&mut raw).await.contains("window"));
+    raw.send(FrameType::Data, 1, vec![0u8; 100]).await;
+    let message = expect_fatal(&mut raw).await;
+    assert!(
+        message.contains("before the writer's response"),
+        "{message}"
+    );
     ends_with_err(server).await;
 
     // HELLO must come first.
@@ -1003,4 +1006,596 @@ async fn get_content_longer_than_announced_is_an_error() {
         (&[b"abcde", b"f"], "expected 5 bytes, got at least 6"),
     ])
     .await;
+}
+
+// ------------------------------------------------------------------------------------------
+// The rules PROTOCOL.md pins down: RESET before a response, writer handles, numbers, versions
+// of FILEINFO, errors and FATAL on either side.
+
+/// 2^53 − 1, the largest integer on the wire.
+const MAX_EXACT: u64 = (1 << 53) - 1;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_before_the_response_still_gets_the_response() {
+    // get_content, as a 1.0 client (a 4 MiB window from the start): the response comes; of
+    // the stream, at most what was on its way before the RESET (the window), never the rest.
+    let (mut raw, _server, driver) = start();
+    raw.hello().await;
+    let size = 10usize << 20;
+    driver
+        .put_content("/g", Bytes::from(vec![1u8; size]))
+        .await
+        .expect("put");
+    raw.send_json(
+        FrameType::Request,
+        1,
+        json!({"op":"get_content","path":"/g"}),
+    )
+    .await;
+    raw.send(FrameType::Reset, 1, Bytes::new()).await;
+    raw.send(FrameType::Credit, 1, credit(6 << 20)).await;
+    let (id, v) = raw.json(FrameType::Response).await;
+    assert_eq!((id, v), (1, json!({"ok": {"size": size}})));
+    let late = raw.until_pong(2).await;
+    let data: usize = late
+        .iter()
+        .filter(|f| f.kind == FrameType::Data)
+        .map(|f| f.payload.len())
+        .sum();
+    assert!(data <= 4 << 20, "{data} bytes after the RESET");
+    assert!(
+        late.iter().all(|f| f.kind == FrameType::Data),
+        "no END after a RESET"
+    );
+
+    // writer: answered, then dropped at once; the handle never opens.
+    raw.send_json(
+        FrameType::Request,
+        3,
+        json!({"op":"writer","path":"/w","append":false}),
+    )
+    .await;
+    raw.send(FrameType::Reset, 3, Bytes::new()).await;
+    let (id, v) = raw.json(FrameType::Response).await;
+    assert_eq!((id, v), (3, json!({"ok": {"size": 0}})));
+    raw.send_json(
+        FrameType::Request,
+        4,
+        json!({"op":"writer_commit","handle":3}),
+    )
+    .await;
+    let (id, v) = raw.json(FrameType::Response).await;
+    assert_eq!(id, 4);
+    assert_eq!(v["error"]["kind"], "backend", "{v}");
+    assert_eq!(v["error"]["operation"], "writer_commit", "{v}");
+    assert_eq!(v["error"]["path"], Value::Null, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no open writer with handle 3")),
+        "{v}"
+    );
+    assert!(
+        driver.stat("/w").await.expect_err("nothing").is_not_found(),
+        "nothing committed"
+    );
+
+    // A RESET on a request without a stream is ignored; its response comes.
+    raw.send_json(FrameType::Request, 5, json!({"op":"stat","path":"/g"}))
+        .await;
+    raw.send(FrameType::Reset, 5, Bytes::new()).await;
+    let (id, v) = raw.json(FrameType::Response).await;
+    assert_eq!((id, &v["ok"]["size"]), (5, &json!(size)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_protocol_errors() {
+    // A second HELLO.
+    let (mut raw, server, _) = start();
+    raw.hello_as("1.2").await;
+    raw.send_json(
+        FrameType::Hello,
+        0,
+        json!({"protocol":"registry-storage-ipc","version":"1.2"}),
+    )
+    .await;
+    assert!(expect_fatal(&mut raw).await.contains("HELLO"));
+    ends_with_err(server).await;
+
+    // Frames only a server sends.
+    for kind in [
+        FrameType::Welcome,
+        FrameType::WalkEntry,
+        FrameType::Response,
+    ] {
+        let (mut raw, server, _) = start();
+        raw.hello_as("1.2").await;
+        raw.send(kind, 1, &b"{}"[..]).await;
+        assert!(expect_fatal(&mut raw).await.contains(kind.name()));
+        ends_with_err(server).await;
+    }
+
+    // REQUEST id 0.
+    let (mut raw, server, _) = start();
+    raw.hello_as("1.2").await;
+    raw.send_json(FrameType::Request, 0, json!({"op":"stat","path":"/"}))
+        .await;
+    assert!(expect_fatal(&mut raw).await.contains("id 0"));
+    ends_with_err(server).await;
+
+    // An id in use by a request without its response (a writer stuck in the driver).
+    let stuck = common::Counting::new();
+    stuck
+        .stuck_writers
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let (mut raw, server) = start_with(Arc::new(stuck));
+    raw.hello_as("1.2").await;
+    raw.send_json(
+        FrameType::Request,
+        7,
+        json!({"op":"writer","path":"/p","append":false}),
+    )
+    .await;
+    raw.send_json(FrameType::Request, 7, json!({"op":"stat","path":"/"}))
+        .await;
+    assert!(expect_fatal(&mut raw).await.contains("in use"));
+    ends_with_err(server).await;
+
+    // An id in use by an open stream (a reader nobody reads).
+    let (mut raw, server, driver) = start();
+    raw.hello_as("1.2").await;
+    driver
+        .put_content("/r", Bytes::from_static(b"abc"))
+        .await
+        .expect("put");
+    raw.send_json(
+        FrameType::Request,
+        8,
+        json!({"op":"reader","path":"/r","offset":0}),
+    )
+    .await;
+    raw.json(FrameType::Response).await;
+    raw.send_json(FrameType::Request, 8, json!({"op":"stat","path":"/r"}))
+        .await;
+    assert!(expect_fatal(&mut raw).await.contains("in use"));
+    ends_with_err(server).await;
+
+    // FATAL from the client: the server closes without answering it and ends with an error
+    // (a driver executable then exits non-zero).
+    let (mut raw, server, _) = start();
+    raw.hello_as("1.2").await;
+    raw.send_json(FrameType::Fatal, 0, json!({"message":"bye"}))
+        .await;
+    assert!(raw.next().await.is_none(), "closed, no FATAL back");
+    ends_with_err(server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_are_backend_errors_naming_the_op_and_no_path() {
+    let (mut raw, _server, driver) = start();
+    raw.hello_as("1.2").await;
+    driver
+        .put_content("/n", Bytes::from_static(b"numbers"))
+        .await
+        .expect("put");
+    let cases = [
+        (json!([1, 2]), "request"),
+        (json!({"op": 5}), "request"),
+        (json!({"op":"stat","path":null}), "stat"),
+        (
+            json!({"op":"reader","path":"/n","offset":MAX_EXACT + 1}),
+            "reader",
+        ),
+        (json!({"op":"reader","path":"/n","offset":-1}), "reader"),
+        (
+            json!({"op":"writer_commit","handle":u64::MAX}),
+            "writer_commit",
+        ),
+        (
+            json!({"op":"url_for","path":"/n","method":"GET","expires_in_ms":MAX_EXACT + 1}),
+            "url_for",
+        ),
+    ];
+    for (id, (request, operation)) in (1..).zip(cases) {
+        raw.send_json(FrameType::Request, id, request.clone()).await;
+        let (got, v) = raw.json(FrameType::Response).await;
+        assert_eq!(got, id);
+        assert_eq!(v["error"]["kind"], "backend", "{request}: {v}");
+        assert_eq!(v["error"]["operation"], operation, "{request}: {v}");
+        assert_eq!(v["error"]["path"], Value::Null, "{request}: {v}");
+        assert_eq!(v["error"]["driver"], "inmemory", "{request}: {v}");
+    }
+    // At the limit: a reader at offset 2^53 - 1 is an empty stream.
+    raw.send_json(
+        FrameType::Request,
+        100,
+        json!({"op":"reader","path":"/n","offset":MAX_EXACT}),
+    )
+    .await;
+    let (_, v) = raw.json(FrameType::Response).await;
+    assert_eq!(v, json!({"ok": null}));
+    raw.send(FrameType::Credit, 100, credit(1000)).await;
+    raw.expect(FrameType::End).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_info_takes_the_form_of_the_lower_version() {
+    let (_, _server, driver) = start();
+    driver
+        .put_content("/d/f", Bytes::from_static(b"abc"))
+        .await
+        .expect("put");
+    let want = driver.stat("/d/f").await.expect("stat");
+    let since = want
+        .mod_time
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch");
+    for version in ["1.0", "1.1", "1.2", "1.7"] {
+        let (mut raw, _server) = start_with(Arc::new(driver.clone()) as Arc<dyn StorageDriver>);
+        raw.hello_as(version).await;
+        raw.send_json(FrameType::Request, 1, json!({"op":"stat","path":"/d/f"}))
+            .await;
+        let (_, v) = raw.json(FrameType::Response).await;
+        let info = &v["ok"];
+        assert_eq!(info["path"], "/d/f");
+        assert_eq!(info["size"], 3);
+        if version == "1.0" || version == "1.1" {
+            assert_eq!(
+                info["mod_time_ns"],
+                json!(since.as_nanos() as i64),
+                "{version}: {info}"
+            );
+            assert!(info.get("mod_time_s").is_none(), "{version}: {info}");
+        } else {
+            assert!(info.get("mod_time_ns").is_none(), "{version}: {info}");
+            assert_eq!(
+                info["mod_time_s"],
+                json!(since.as_secs()),
+                "{version}: {info}"
+            );
+            assert_eq!(
+                info["mod_time_nanos"],
+                json!(since.subsec_nanos()),
+                "{version}: {info}"
+            );
+        }
+        // Walk entries too.
+        raw.send_json(
+            FrameType::Request,
+            2,
+            json!({"op":"walk","path":"/","start_after":null}),
+        )
+        .await;
+        for path in ["/d", "/d/f"] {
+            let (_, entry) = raw.json(FrameType::WalkEntry).await;
+            assert_eq!(entry["path"], path);
+            assert_eq!(
+                entry.get("mod_time_s").is_some(),
+                version != "1.0" && version != "1.1",
+                "{version}: {entry}"
+            );
+            raw.send(FrameType::WalkControl, 2, vec![0u8]).await;
+        }
+        let (_, v) = raw.json(FrameType::Response).await;
+        assert_eq!(v, json!({"ok": null}));
+    }
+}
+
+/// A raw server that answers HELLO with `welcome`, and the client's connect task.
+async fn raw_server_welcoming(
+    welcome: Value,
+) -> (
+    Raw,
+    JoinHandle<storagedriver::Result<storagedriver_ipc::IpcDriver>>,
+) {
+    let (server_side, client_side) = UnixStream::pair().expect("a socket pair");
+    let connect = tokio::spawn(storagedriver_ipc::IpcDriver::connect("raw", client_side));
+    let mut raw = Raw {
+        stream: server_side,
+        buf: BytesMut::new(),
+        decoder: FrameDecoder::new(),
+    };
+    raw.expect(FrameType::Hello).await;
+    raw.send_json(FrameType::Welcome, 0, welcome).await;
+    (raw, connect)
+}
+
+fn caps(url_for: bool) -> Value {
+    json!({"url_for":url_for,"append_to_committed":false,"persistent":false,
+        "detects_file_dir_conflicts":false})
+}
+
+/// Reads the client's frames until its FATAL (its message) and the end of the connection.
+async fn client_fatal(raw: &mut Raw) -> String {
+    loop {
+        let f = raw.next().await.expect("FATAL before the end");
+        if f.kind == FrameType::Fatal {
+            let v: Value = serde_json::from_slice(&f.payload).expect("JSON");
+            let message = v["message"].as_str().expect("a message").to_owned();
+            assert!(raw.next().await.is_none(), "the client closes after FATAL");
+            return message;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_refuses_a_welcome_it_cannot_accept_with_fatal() {
+    let cases = [
+        (
+            json!({"version":"1.2","driver":"other","capabilities":caps(false)}),
+            "\"other\"",
+        ),
+        (
+            json!({"version":"2.0","driver":"raw","capabilities":caps(false)}),
+            "server speaks 2.0",
+        ),
+        (json!({"driver":"raw"}), "WELCOME is not understood"),
+    ];
+    for (welcome, words) in cases {
+        let (mut raw, connect) = raw_server_welcoming(welcome).await;
+        let message = client_fatal(&mut raw).await;
+        assert!(message.contains(words), "{message}");
+        let err = connect
+            .await
+            .expect("task")
+            .expect_err("the handshake fails");
+        assert!(err.to_string().contains(words), "{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_sends_fatal_for_every_protocol_error() {
+    /// What the raw server does to break the protocol, given a stat request's id.
+    type Breach = fn(u64) -> (FrameType, u64, Vec<u8>);
+    let breaches: [(Breach, &str); 7] = [
+        (
+            |id| (FrameType::Response, id, b"{not json".to_vec()),
+            "not understood",
+        ),
+        (|id| (FrameType::Response, id, b"{}".to_vec()), "neither"),
+        (
+            |id| (FrameType::Response, id + 100, b"{\"ok\":null}".to_vec()),
+            "never used",
+        ),
+        (
+            |_| (FrameType::Response, 0, b"{\"ok\":null}".to_vec()),
+            "never used",
+        ),
+        (
+            |id| (FrameType::End, id, Vec::new()),
+            "no stream from the server",
+        ),
+        (
+            |id| (FrameType::WalkEntry, id, b"{}".to_vec()),
+            "not a walk",
+        ),
+        (|_| (FrameType::Ping, 1, Vec::new()), "PING"),
+    ];
+    for (breach, words) in breaches {
+        let (mut raw, client) = raw_server_as("1.2").await;
+        let c = client.clone();
+        let call = tokio::spawn(async move { c.stat("/a").await });
+        let (id, _) = raw.request().await;
+        let (kind, on, payload) = breach(id);
+        raw.send(kind, on, payload).await;
+        let message = client_fatal(&mut raw).await;
+        assert!(message.contains(words), "{words}: {message}");
+        let err = call.await.expect("task").expect_err("the call fails");
+        assert!(err.to_string().contains("protocol error"), "{err}");
+    }
+
+    // An oversize frame.
+    let (mut raw, client) = raw_server_as("1.2").await;
+    let mut bad = Vec::new();
+    bad.extend_from_slice(&u32::MAX.to_le_bytes());
+    bad.push(0x11);
+    bad.extend_from_slice(&1u64.to_le_bytes());
+    raw.stream.write_all(&bad).await.expect("write");
+    assert!(client_fatal(&mut raw).await.contains("exceeds"));
+    assert!(client.stat("/a").await.is_err(), "the connection is dead");
+
+    // An empty RESET on a stream the server sends.
+    let (mut raw, client) = raw_server_as("1.2").await;
+    let c = client.clone();
+    let get = tokio::spawn(async move { c.get_content("/a").await });
+    let f = raw.next_skipping_credit().await;
+    raw.send_json(FrameType::Response, f.id, json!({"ok":{"size":5}}))
+        .await;
+    raw.send(FrameType::Reset, f.id, Bytes::new()).await;
+    assert!(client_fatal(&mut raw).await.contains("without an ERROR"));
+    assert!(get.await.expect("task").is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_reads_file_info_of_the_lower_version_and_checks_it() {
+    let ok = |info: Value| json!({"ok": info});
+    // 1.1: mod_time_ns; 1.2: seconds and nanoseconds.
+    for (version, info) in [
+        (
+            "1.1",
+            json!({"path":"/a","size":3,"mod_time_ns":1_700_000_000_500_000_000i64,"is_dir":false}),
+        ),
+        (
+            "1.2",
+            json!({"path":"/a","size":3,"mod_time_s":1_700_000_000,"mod_time_nanos":500_000_000,"is_dir":false}),
+        ),
+    ] {
+        let (mut raw, client) = raw_server_as(version).await;
+        let c = client.clone();
+        let stat = tokio::spawn(async move { c.stat("/a").await });
+        let (id, _) = raw.request().await;
+        raw.send_json(FrameType::Response, id, ok(info)).await;
+        let got = stat.await.expect("task").expect("stat");
+        assert_eq!(
+            got.mod_time,
+            std::time::UNIX_EPOCH + Duration::from_millis(1_700_000_000_500),
+            "{version}"
+        );
+    }
+    // Answers that break the rules.
+    for (version, info, words) in [
+        (
+            "1.2",
+            json!({"path":"/a","size":3,"mod_time_ns":5,"is_dir":false}),
+            "mod_time_s",
+        ),
+        (
+            "1.1",
+            json!({"path":"/a","size":3,"mod_time_s":5,"mod_time_nanos":0,"is_dir":false}),
+            "mod_time_ns",
+        ),
+        (
+            "1.2",
+            json!({"path":"/b","size":3,"mod_time_s":5,"mod_time_nanos":0,"is_dir":false}),
+            "\"/b\"",
+        ),
+        (
+            "1.2",
+            json!({"path":"/a","size":MAX_EXACT + 1,"mod_time_s":5,"mod_time_nanos":0,"is_dir":false}),
+            "2^53",
+        ),
+    ] {
+        let (mut raw, client) = raw_server_as(version).await;
+        let c = client.clone();
+        let stat = tokio::spawn(async move { c.stat("/a").await });
+        let (id, _) = raw.request().await;
+        raw.send_json(FrameType::Response, id, ok(info)).await;
+        assert!(client_fatal(&mut raw).await.contains(words), "{words}");
+        let err = stat.await.expect("task").expect_err("a protocol error");
+        assert!(err.to_string().contains(words), "{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_keeps_numbers_exact_and_skips_url_for_without_the_capability() {
+    let (mut raw, client) = raw_server_as("1.2").await;
+    // An offset beyond 2^53 - 1 goes as 2^53 - 1 (no file is longer).
+    let c = client.clone();
+    let read = tokio::spawn(async move { c.reader("/a", u64::MAX).await.map(drop) });
+    let (id, v) = raw.request().await;
+    assert_eq!(v["offset"], json!(MAX_EXACT));
+    raw.send_json(FrameType::Response, id, json!({"ok": null}))
+        .await;
+    read.await.expect("task").expect("reader");
+    // Without the capability, url_for is `unsupported` without a request.
+    let err = client
+        .url_for("/a", &storagedriver::UrlOptions::default())
+        .await
+        .expect_err("unsupported");
+    assert!(
+        matches!(&err, storagedriver::Error::Unsupported { operation, .. } if operation == "url_for"),
+        "{err:?}"
+    );
+    while let Some(f) = raw.next_within(200).await {
+        // The reader dropped above resets its stream; no request goes out.
+        assert!(
+            matches!(f.kind, FrameType::Ping | FrameType::Reset),
+            "{f:?}"
+        );
+    }
+    // With it, a huge expiry goes as 2^53 - 1 milliseconds.
+    let (mut raw, connect) =
+        raw_server_welcoming(json!({"version":"1.2","driver":"raw","capabilities":caps(true)}))
+            .await;
+    let client = connect.await.expect("task").expect("connected");
+    let url = tokio::spawn(async move {
+        let options = storagedriver::UrlOptions {
+            expires_in: Duration::MAX,
+            ..Default::default()
+        };
+        client.url_for("/a", &options).await
+    });
+    let (id, v) = raw.request().await;
+    assert_eq!(v["expires_in_ms"], json!(MAX_EXACT));
+    raw.send_json(FrameType::Response, id, json!({"ok": "http://x/a"}))
+        .await;
+    assert_eq!(url.await.expect("task").expect("url"), "http://x/a");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_resets_a_writer_abandoned_before_its_response() {
+    let (mut raw, client) = raw_server_as("1.2").await;
+    let c = client.clone();
+    let open = tokio::spawn(async move { c.writer("/w", false).await.map(drop) });
+    let (id, v) = raw.request().await;
+    assert_eq!(v["op"], "writer");
+    open.abort();
+    let _ = open.await;
+    let f = raw.next_from_client().await.expect("a frame");
+    assert_eq!(
+        (f.kind, f.id),
+        (FrameType::Reset, id),
+        "the abandoned writer is reset"
+    );
+    // The response the server still owes is ignored; the connection goes on.
+    raw.send_json(FrameType::Response, id, json!({"ok": {"size": 0}}))
+        .await;
+    let c = client.clone();
+    let list = tokio::spawn(async move { c.list("/").await });
+    let (id, _) = raw.request().await;
+    raw.send_json(FrameType::Response, id, json!({"ok": []}))
+        .await;
+    assert!(list.await.expect("task").expect("list").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_walk_entry_ahead_of_the_walk_control_is_fatal() {
+    let (mut raw, client) = raw_server_as("1.2").await;
+    let walk = tokio::spawn(async move {
+        let mut seen = 0;
+        let mut f = |_: &storagedriver::FileInfo| {
+            seen += 1;
+            // A slow callback: the second entry arrives before the control.
+            std::thread::sleep(Duration::from_millis(100));
+            storagedriver::WalkControl::Continue
+        };
+        client
+            .walk("/", &storagedriver::WalkOptions::default(), &mut f)
+            .await
+    });
+    let (id, _) = raw.request().await;
+    let entry = json!({"path":"/a","size":0,"mod_time_s":0,"mod_time_nanos":0,"is_dir":true});
+    raw.send_json(FrameType::WalkEntry, id, entry.clone()).await;
+    raw.send_json(FrameType::WalkEntry, id, entry).await;
+    assert!(
+        client_fatal(&mut raw)
+            .await
+            .contains("before the client's WALK_CONTROL")
+    );
+    assert!(walk.await.expect("task").is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_content_answered_early_stops_waiting_for_credit() {
+    let (mut raw, client) = raw_server_as("1.2").await;
+    let c = client.clone();
+    let put =
+        tokio::spawn(async move { c.put_content("/p", Bytes::from(vec![3u8; 300_000])).await });
+    let (id, v) = raw.request().await;
+    assert_eq!(v["op"], "put_content");
+    // The initial window of 64 KiB arrives; then the server answers without granting credit.
+    let mut got = 0;
+    while got < 64 << 10 {
+        let f = raw.next_from_client().await.expect("a frame");
+        assert_eq!((f.kind, f.id), (FrameType::Data, id));
+        got += f.payload.len();
+    }
+    assert_eq!(got, 64 << 10, "nothing beyond the window");
+    raw.send_json(
+        FrameType::Response,
+        id,
+        json!({"error":{"kind":"conflict","driver":"raw","path":"/p","reason":"a file is a parent"}}),
+    )
+    .await;
+    let f = raw.next_from_client().await.expect("a frame");
+    assert_eq!(
+        (f.kind, f.id),
+        (FrameType::End, id),
+        "the client ends the stream at once"
+    );
+    let err = put.await.expect("task").expect_err("the server's error");
+    assert!(
+        matches!(err, storagedriver::Error::Conflict { .. }),
+        "{err:?}"
+    );
 }

@@ -485,7 +485,7 @@ def root_directory_is_created():
         d = Driver(root)
         assert os.path.isdir(root)
         assert d.welcome == {
-            "version": "1.0",
+            "version": "1.2",
             "driver": "pydir",
             "capabilities": {"url_for": False, "append_to_committed": False,
                              "persistent": True, "detects_file_dir_conflicts": True},
@@ -500,7 +500,7 @@ def newer_minor_version_is_accepted():
     env = Env()
     try:
         d = env.start(version="1.7")
-        assert d.welcome["version"] == "1.0"
+        assert d.welcome["version"] == "1.2"
         d.client.ping()
     finally:
         assert env.cleanup() == [0]
@@ -514,7 +514,7 @@ def other_major_version_is_fatal():
         d.client.start()
         d.client.send(HELLO, 0, jdump({"protocol": "registry-storage-ipc", "version": "2.0"}))
         msg = d.client.fatal.get(timeout=10)["message"]
-        assert "2.0" in msg and "1.0" in msg, msg
+        assert "2.0" in msg and "1.2" in msg, msg
         assert d.wait() != 0
     finally:
         env.cleanup()
@@ -888,10 +888,11 @@ def writer_finishing_states(c, env):
         h, _ = c.writer("/s")
         c.write(h, b"x")
         assert c.call(first, handle=h) is None
-        for later in ("writer_commit", "writer_cancel"):
+        # The handle is not open any more: every finishing request is an error (here naming
+        # how it ended); only writer_drop may be answered null.
+        for later in ("writer_commit", "writer_cancel", "writer_close"):
             e = expect_error("writer_finished", c.call, later, handle=h)
             assert e["state"] == state and e["path"] == "/s", e
-        assert c.call("writer_close", handle=h) is None
         assert c.call("writer_drop", handle=h) is None
         expect_error("backend", c.call, "writer_commit", handle=h)  # dropped: unknown
 
@@ -1066,7 +1067,7 @@ def failed_write_is_answered_to_the_next_finishing_request(c, env):
     expect_error("path_not_found", c.call, "stat", path="/kept")
     e = expect_error("writer_finished", c.call, "writer_cancel", handle=h)
     assert e["state"] == "closed", e
-    assert c.call("writer_close", handle=h) is None
+    expect_error("writer_finished", c.call, "writer_close", handle=h)
     os.unlink(fifo)
     # the same, answered to a cancel: the upload is discarded and the error reported once
     os.mkfifo(fifo)
@@ -1789,6 +1790,127 @@ def random_operations_match_a_model(c, env):
         for f in files:
             rel = "/" + os.path.relpath(os.path.join(dirpath, f), env.root)
             assert rel in m.files or (rel.endswith("#upload") and rel[:-7] in m.uploads), rel
+
+
+# ---------------------------------------------------------------------------------------------
+# Protocol 1.2 and the rules PROTOCOL.md pins down.
+
+MAX_EXACT = (1 << 53) - 1
+
+
+def no_frame_within(client, fid, seconds):
+    """True when nothing arrives on `fid` within `seconds`."""
+    try:
+        client.q(fid).get(timeout=seconds)
+    except queue.Empty:
+        return True
+    return False
+
+
+@test
+def file_info_takes_the_form_of_the_lower_version():
+    env = Env()
+    try:
+        for version in ("1.0", "1.1", "1.2", "1.9"):
+            d = env.start(version=version)
+            c = d.client
+            c.put_content("/fi/f", b"abc")
+            ns = os.stat(os.path.join(env.root, "fi", "f")).st_mtime_ns
+            info = c.call("stat", path="/fi/f")
+            entries = c.walk("/fi")
+            for got in (info, entries[0]):
+                assert got["path"] == "/fi/f" and got["size"] == 3, got
+                if version in ("1.0", "1.1"):
+                    assert got["mod_time_ns"] == ns and "mod_time_s" not in got, got
+                else:
+                    assert "mod_time_ns" not in got, got
+                    assert (got["mod_time_s"], got["mod_time_nanos"]) == divmod(ns, 10**9), got
+            c.close()
+            d.wait()
+    finally:
+        env.cleanup()
+
+
+@test
+def a_1_2_client_gets_the_1_1_windows():
+    env = Env()
+    try:
+        d = env.start(version="1.2")
+        c = d.client
+        # put_content: the window starts at 64 KiB and credit comes as the server writes.
+        data = os.urandom(3 * MIB + 5)
+        rid = c.request("put_content", path="/w/big")
+        with c.window_cv:
+            c.windows[rid] = 64 << 10
+        assert c.send_stream(rid, [data[i:i + MIB] for i in range(0, len(data), MIB)])
+        c.send(END, rid)
+        assert c.response(rid) is None
+        # reader: nothing before the client's CREDIT, then exactly what it grants.
+        rid = c.request("reader", path="/w/big", offset=0)
+        assert c.response(rid) is None
+        assert no_frame_within(c, rid, 0.3), "no DATA before CREDIT"
+        c.send(CREDIT, rid, struct.pack("<I", 1000))
+        ftype, payload = c.next_frame(rid)
+        assert ftype == DATA and len(payload) == 1000, (ftype, len(payload))
+        assert no_frame_within(c, rid, 0.3), "nothing beyond the credit"
+        c.send(CREDIT, rid, struct.pack("<I", len(data)))
+        got = payload + c.recv_stream(rid, grant=False)
+        assert got == data
+        # More than 64 KiB before any credit is an overrun.
+        rid = c.request("put_content", path="/w/over")
+        c.send(DATA, rid, b"x" * ((64 << 10) + 1))
+        msg = c.fatal.get(timeout=10)["message"]
+        assert "window" in msg, msg
+        assert d.wait() != 0
+    finally:
+        env.cleanup()
+
+
+@test
+def a_writer_reset_before_its_response_is_answered_and_dropped():
+    env = Env()
+    try:
+        d = env.start()
+        c = d.client
+        rid = c.request("writer", path="/r/w", append=False)
+        c.send(RESET, rid)
+        assert c.response(rid) == {"size": 0}
+        err = expect_error("backend", c.call, "writer_commit", handle=rid)
+        assert "no open writer with handle" in err["message"], err
+        assert err["operation"] == "writer_commit" and err["path"] is None, err
+        expect_error("path_not_found", c.call, "stat", path="/r/w")
+        # A RESET on a request without a stream: ignored, answered.
+        rid = c.request("list", path="/")
+        c.send(RESET, rid)
+        assert c.response(rid) == []
+        c.ping()
+    finally:
+        assert env.cleanup() == [0]
+
+
+@with_driver
+def numbers_beyond_2_53_are_malformed_requests(c, env):
+    c.put_content("/n", b"numbers")
+    for fields, op in ((dict(path="/n", offset=MAX_EXACT + 1), "reader"),
+                       (dict(handle=MAX_EXACT + 1), "writer_commit")):
+        err = expect_error("backend", c.call, op, **fields)
+        assert err["operation"] == op and err["path"] is None, err
+    err = expect_error("backend", c.call, "stat", path=None)
+    assert err["operation"] == "stat" and err["path"] is None, err
+    # At the limit: an empty stream.
+    assert c.reader("/n", MAX_EXACT) == b""
+
+
+@test
+def a_null_parameter_is_absent():
+    root = tempfile.mkdtemp(prefix="pydir-root-")
+    try:
+        d = Driver(root, params={"rootdirectory": None}, handshake=None)
+        assert d.wait() == 2
+        assert "required" in d.stderr(), d.stderr()
+        d.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -152,8 +152,10 @@ impl StorageDriver for Counting {
 /// A client connected in process to `serve(driver)` over a socket pair, and the server task.
 pub async fn connect(driver: Arc<dyn StorageDriver>) -> (IpcDriver, JoinHandle<Result<()>>) {
     let (server_side, client_side) = tokio::net::UnixStream::pair().expect("a socket pair");
+    // The client checks that WELCOME names the driver it asked for.
+    let name = driver.name().to_owned();
     let server = tokio::spawn(serve(driver, server_side));
-    let client = IpcDriver::connect("inmemory", client_side)
+    let client = IpcDriver::connect(&name, client_side)
         .await
         .expect("the handshake succeeds");
     (client, server)
