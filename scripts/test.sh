@@ -2,7 +2,7 @@
 # Runs every test of the workspace, as CI does: the crates' unit, integration and doc tests
 # (the conformance suite for every driver, in process and over IPC, among them; --all-features
 # builds the driver executables), the out-of-workspace example driver that proves the suite's
-# macros work for a third-party crate, and the Python driver's own protocol tests.
+# macros work for a third-party crate, and the Python and JavaScript drivers' own protocol tests.
 #
 # Environment: STORAGEDRIVER_SUITE=full runs the Go sizes (5 GiB stream, 32 writers × 32 MiB);
 # STORAGEDRIVER_REQUIRE_SERVERS=1 (set here) turns a skipped server-backed fixture into a failure.
@@ -40,3 +40,6 @@ CARGO_TARGET_DIR="$target_dir" cargo test --manifest-path examples/custom-driver
 
 echo "== examples/python-driver: the Python driver's own protocol tests"
 python3 examples/python-driver/tests/test_pydir.py
+
+echo "== examples/js-driver: the JavaScript driver's own protocol tests"
+node --test examples/js-driver/tests/
