@@ -8,8 +8,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use storagedriver::{
-    ByteStream, Capabilities, Error, FileInfo, FileWriter, Result, Retry, StorageDriver,
-    UrlOptions, WalkFn, WalkOptions, path as dpath,
+    ByteStream, Capabilities, Error, FileInfo, FileWriter, Result, Retry, StorageDriver, WalkFn,
+    WalkOptions, path as dpath,
 };
 
 use crate::blocking::Blocking;
@@ -489,11 +489,6 @@ impl StorageDriver for FilesystemDriver {
     async fn delete(&self, path: &str) -> Result<()> {
         dpath::check(DRIVER_NAME, path)?;
         self.run("delete", path, delete_blocking).await
-    }
-
-    async fn url_for(&self, path: &str, _options: &UrlOptions) -> Result<String> {
-        dpath::check(DRIVER_NAME, path)?;
-        Err(Error::unsupported(DRIVER_NAME, "url_for"))
     }
 
     #[tracing::instrument(level = "debug", skip(self, options, f), fields(driver = DRIVER_NAME, start_after = options.start_after.as_deref()))]

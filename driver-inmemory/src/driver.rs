@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use storagedriver::{
-    ByteStream, Capabilities, Error, FileInfo, FileWriter, Result, StorageDriver, UrlOptions, path,
+    ByteStream, Capabilities, Error, FileInfo, FileWriter, Result, StorageDriver, path,
 };
 
 use crate::NAME;
@@ -197,10 +197,5 @@ impl StorageDriver for InMemoryDriver {
         // Freed once the lock is released.
         drop(removed);
         Ok(())
-    }
-
-    async fn url_for(&self, path: &str, _options: &UrlOptions) -> Result<String> {
-        path::check(NAME, path)?;
-        Err(Error::unsupported(NAME, "url_for"))
     }
 }

@@ -21,10 +21,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use driver_inmemory::InMemoryDriver;
 use futures::StreamExt;
+use storagedriver::forward::Forward;
 use storagedriver::{
     ByteStream, Capabilities, DriverFactory, Error, FileInfo, FileWriter, Parameters, Result,
-    StorageDriver, UrlOptions,
+    StorageDriver, forward_storage_driver,
 };
 use storagedriver_ipc::{IpcDriver, SOCKET_ENV, run_driver_executable};
 
@@ -392,10 +394,12 @@ fn raw_peer(mode: &str) {
     }
 }
 
-/// Content made on the fly: `/gen/<n>` is n bytes; writes are counted and dropped.
+/// Content made on the fly: `/gen/<n>` is n bytes; writes are counted and dropped; every other
+/// operation finds an empty store.
 #[derive(Debug)]
 struct Synthetic {
     chunk: Bytes,
+    empty: InMemoryDriver,
 }
 
 #[derive(Debug)]
@@ -409,6 +413,7 @@ impl DriverFactory for SyntheticFactory {
     async fn create(&self, _parameters: &Parameters) -> Result<Arc<dyn StorageDriver>> {
         Ok(Arc::new(Synthetic {
             chunk: Bytes::from(vec![1u8; CHUNK]),
+            empty: InMemoryDriver::new(),
         }))
     }
 }
@@ -438,15 +443,15 @@ impl FileWriter for Sink {
 }
 
 #[async_trait]
-impl StorageDriver for Synthetic {
+impl Forward for Synthetic {
+    fn inner(&self) -> &dyn StorageDriver {
+        &self.empty
+    }
     fn name(&self) -> &str {
         "synthetic"
     }
     fn capabilities(&self) -> Capabilities {
         Capabilities::new()
-    }
-    async fn get_content(&self, path: &str) -> Result<Bytes> {
-        Err(Error::path_not_found("synthetic", path))
     }
     async fn put_content(&self, _path: &str, _content: Bytes) -> Result<()> {
         Ok(())
@@ -473,16 +478,6 @@ impl StorageDriver for Synthetic {
     async fn stat(&self, path: &str) -> Result<FileInfo> {
         Ok(FileInfo::file(path, 42, SystemTime::now()))
     }
-    async fn list(&self, path: &str) -> Result<Vec<String>> {
-        Err(Error::path_not_found("synthetic", path))
-    }
-    async fn rename(&self, source: &str, _dest: &str) -> Result<()> {
-        Err(Error::path_not_found("synthetic", source))
-    }
-    async fn delete(&self, path: &str) -> Result<()> {
-        Err(Error::path_not_found("synthetic", path))
-    }
-    async fn url_for(&self, _path: &str, _options: &UrlOptions) -> Result<String> {
-        Err(Error::unsupported("synthetic", "url_for"))
-    }
 }
+
+forward_storage_driver!(Synthetic);

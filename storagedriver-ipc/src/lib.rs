@@ -31,35 +31,22 @@
 //! use std::sync::Arc;
 //! use storagedriver::StorageDriver;
 //! use storagedriver_ipc::{serve, IpcDriver};
-//! # #[derive(Debug)] struct Nothing;
-//! # #[async_trait::async_trait]
-//! # impl StorageDriver for Nothing {
-//! #   fn name(&self) -> &str { "nothing" }
-//! #   fn capabilities(&self) -> storagedriver::Capabilities { Default::default() }
-//! #   async fn get_content(&self, p: &str) -> storagedriver::Result<bytes::Bytes> { Err(storagedriver::Error::path_not_found("nothing", p)) }
-//! #   async fn put_content(&self, _: &str, _: bytes::Bytes) -> storagedriver::Result<()> { Err(storagedriver::Error::unsupported("nothing", "put_content")) }
-//! #   async fn reader(&self, p: &str, _: u64) -> storagedriver::Result<storagedriver::ByteStream> { Err(storagedriver::Error::path_not_found("nothing", p)) }
-//! #   async fn writer(&self, p: &str, _: bool) -> storagedriver::Result<Box<dyn storagedriver::FileWriter>> { Err(storagedriver::Error::path_not_found("nothing", p)) }
-//! #   async fn stat(&self, p: &str) -> storagedriver::Result<storagedriver::FileInfo> { Err(storagedriver::Error::path_not_found("nothing", p)) }
-//! #   async fn list(&self, p: &str) -> storagedriver::Result<Vec<String>> { Err(storagedriver::Error::path_not_found("nothing", p)) }
-//! #   async fn rename(&self, s: &str, _: &str) -> storagedriver::Result<()> { Err(storagedriver::Error::path_not_found("nothing", s)) }
-//! #   async fn delete(&self, p: &str) -> storagedriver::Result<()> { Err(storagedriver::Error::path_not_found("nothing", p)) }
-//! #   async fn url_for(&self, _: &str, _: &storagedriver::UrlOptions) -> storagedriver::Result<String> { Err(storagedriver::Error::unsupported("nothing", "url_for")) }
-//! # }
+//! # use driver_inmemory::InMemoryDriver;
 //!
 //! // In process, over a socket pair; a real deployment uses IpcDriver::spawn.
 //! let (server_side, client_side) = tokio::net::UnixStream::pair().unwrap();
-//! tokio::spawn(serve(Arc::new(Nothing), server_side));
-//! let driver = IpcDriver::connect("nothing", client_side).await?;
-//! assert_eq!(driver.name(), "nothing"); // the name the server announced
+//! tokio::spawn(serve(Arc::new(InMemoryDriver::new()), server_side));
+//! let driver = IpcDriver::connect("inmemory", client_side).await?;
+//! assert_eq!(driver.name(), "inmemory"); // the name the server announced
 //! let err = driver.stat("/a").await.unwrap_err();
-//! assert_eq!(err.to_string(), "nothing: path not found: /a");
+//! assert_eq!(err.to_string(), "inmemory: path not found: /a");
 //! # Ok(()) }
 //! ```
 
 mod child;
 mod client;
 mod error;
+mod flow;
 pub mod frame;
 mod io;
 mod server;

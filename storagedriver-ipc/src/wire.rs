@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use storagedriver::error::Message;
-use storagedriver::{Capabilities, Error, FileInfo, Method, Retry};
+use storagedriver::{Capabilities, Error, ErrorKind, FileInfo, Method, Retry};
 
 /// The `protocol` field of `HELLO`.
 pub(crate) const PROTOCOL_NAME: &str = "registry-storage-ipc";
@@ -26,13 +26,29 @@ pub(crate) struct Welcome {
     pub(crate) version: String,
     pub(crate) driver: String,
     #[serde(default)]
-    pub(crate) capabilities: CapsWire,
+    pub(crate) capabilities: Capabilities,
 }
 
 /// `FATAL`'s payload.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Fatal {
     pub(crate) message: String,
+}
+
+impl Fatal {
+    /// The payload of a `FATAL` saying `message`.
+    pub(crate) fn payload(message: &str) -> Vec<u8> {
+        serde_json::json!({ "message": message })
+            .to_string()
+            .into_bytes()
+    }
+
+    /// The message of a `FATAL` payload (its text, when it is not the JSON it should be).
+    pub(crate) fn message(payload: &[u8]) -> String {
+        serde_json::from_slice::<Fatal>(payload)
+            .map(|f| f.message)
+            .unwrap_or_else(|_| String::from_utf8_lossy(payload).into_owned())
+    }
 }
 
 /// The major part of a `"MAJOR.MINOR"` version.
@@ -79,37 +95,6 @@ pub(crate) fn check_exact(field: &str, value: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// `CAPS`.
-#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
-#[serde(default)]
-pub(crate) struct CapsWire {
-    pub(crate) url_for: bool,
-    pub(crate) append_to_committed: bool,
-    pub(crate) persistent: bool,
-    pub(crate) detects_file_dir_conflicts: bool,
-}
-
-impl From<Capabilities> for CapsWire {
-    fn from(c: Capabilities) -> Self {
-        CapsWire {
-            url_for: c.url_for,
-            append_to_committed: c.append_to_committed,
-            persistent: c.persistent,
-            detects_file_dir_conflicts: c.detects_file_dir_conflicts,
-        }
-    }
-}
-
-impl From<CapsWire> for Capabilities {
-    fn from(c: CapsWire) -> Self {
-        Capabilities::new()
-            .with_url_for(c.url_for)
-            .with_append_to_committed(c.append_to_committed)
-            .with_persistent(c.persistent)
-            .with_file_dir_conflicts(c.detects_file_dir_conflicts)
-    }
-}
-
 /// `method` of `url_for`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum MethodWire {
@@ -133,6 +118,41 @@ impl From<MethodWire> for Method {
         match m {
             MethodWire::Get => Method::Get,
             MethodWire::Head => Method::Head,
+        }
+    }
+}
+
+/// How a writer handle ends: its four finishing requests, one op each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Finish {
+    /// `writer_close`: keep the content for a later `writer(path, append = true)`.
+    Close,
+    /// `writer_cancel`: discard the content.
+    Cancel,
+    /// `writer_commit`: publish the content.
+    Commit,
+    /// `writer_drop`: the client dropped the writer while it was open.
+    Drop,
+}
+
+impl Finish {
+    /// The request's `op`.
+    pub(crate) fn op(self) -> &'static str {
+        match self {
+            Finish::Close => "writer_close",
+            Finish::Cancel => "writer_cancel",
+            Finish::Commit => "writer_commit",
+            Finish::Drop => "writer_drop",
+        }
+    }
+
+    /// The finishing request of writer handle `handle`.
+    pub(crate) fn request(self, handle: u64) -> Request<'static> {
+        match self {
+            Finish::Close => Request::WriterClose { handle },
+            Finish::Cancel => Request::WriterCancel { handle },
+            Finish::Commit => Request::WriterCommit { handle },
+            Finish::Drop => Request::WriterDrop { handle },
         }
     }
 }
@@ -211,10 +231,10 @@ impl Request<'_> {
             Request::PutContent { .. } => "put_content",
             Request::Reader { .. } => "reader",
             Request::Writer { .. } => "writer",
-            Request::WriterClose { .. } => "writer_close",
-            Request::WriterCancel { .. } => "writer_cancel",
-            Request::WriterCommit { .. } => "writer_commit",
-            Request::WriterDrop { .. } => "writer_drop",
+            Request::WriterClose { .. } => Finish::Close.op(),
+            Request::WriterCancel { .. } => Finish::Cancel.op(),
+            Request::WriterCommit { .. } => Finish::Commit.op(),
+            Request::WriterDrop { .. } => Finish::Drop.op(),
             Request::Stat { .. } => "stat",
             Request::List { .. } => "list",
             Request::Rename { .. } => "rename",
@@ -290,47 +310,41 @@ pub(crate) fn parse_request(payload: &[u8]) -> Result<Request<'_>, BadRequest> {
     }
 }
 
-/// `ERROR`.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub(crate) enum ErrorWire {
-    PathNotFound {
-        driver: String,
-        path: String,
-    },
-    InvalidPath {
-        driver: String,
-        path: String,
-        reason: String,
-    },
-    Conflict {
-        driver: String,
-        path: String,
-        reason: String,
-    },
-    Unsupported {
-        driver: String,
-        operation: String,
-    },
-    WriterFinished {
-        driver: String,
-        path: String,
-        state: String,
-    },
-    InvalidParameter {
-        driver: String,
-        key: String,
-        reason: String,
-    },
-    Backend {
-        driver: String,
-        operation: String,
-        #[serde(default)]
-        path: Option<String>,
-        #[serde(default)]
-        retry: bool,
-        message: String,
-    },
+/// `ERROR`: `kind` (the name of an [`ErrorKind`]), `driver`, and the fields of that kind (see
+/// PROTOCOL.md, "Errors"). Every field but `kind` and `driver` is kept as JSON, so that a field
+/// that only another kind has is ignored whatever its type; [`ErrorWire::into_error`] checks
+/// the fields of the error's own kind.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct ErrorWire {
+    kind: String,
+    driver: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    operation: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    state: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    message: Option<serde_json::Value>,
+}
+
+/// A string field of the wire form.
+fn text(s: &str) -> Option<serde_json::Value> {
+    Some(serde_json::Value::String(s.to_owned()))
+}
+
+/// The string `field` must be, or `None` when it is missing or not a string.
+fn string(field: Option<serde_json::Value>) -> Option<String> {
+    match field {
+        Some(serde_json::Value::String(s)) => Some(s),
+        _ => None,
+    }
 }
 
 impl ErrorWire {
@@ -343,156 +357,138 @@ impl ErrorWire {
         operation: &str,
         path: Option<&str>,
     ) -> ErrorWire {
-        let mut wire = ErrorWire::from_error_as_is(err, operation, path);
-        wire.set_driver(driver);
-        wire
-    }
-
-    /// Sets the `driver` field of every kind.
-    fn set_driver(&mut self, name: &str) {
-        let (ErrorWire::PathNotFound { driver, .. }
-        | ErrorWire::InvalidPath { driver, .. }
-        | ErrorWire::Conflict { driver, .. }
-        | ErrorWire::Unsupported { driver, .. }
-        | ErrorWire::WriterFinished { driver, .. }
-        | ErrorWire::InvalidParameter { driver, .. }
-        | ErrorWire::Backend { driver, .. }) = self;
-        if driver != name {
-            name.clone_into(driver);
-        }
-    }
-
-    /// The wire form of `err` with the driver name it carries.
-    fn from_error_as_is(err: &Error, operation: &str, path: Option<&str>) -> ErrorWire {
+        let wire = ErrorWire {
+            kind: err.kind().as_str().to_owned(),
+            driver: driver.to_owned(),
+            ..ErrorWire::default()
+        };
         match err {
-            Error::PathNotFound { driver, path } => ErrorWire::PathNotFound {
-                driver: driver.clone(),
-                path: path.clone(),
+            Error::PathNotFound { path, .. } => ErrorWire {
+                path: text(path),
+                ..wire
             },
-            Error::InvalidPath {
-                driver,
-                path,
-                reason,
-            } => ErrorWire::InvalidPath {
-                driver: driver.clone(),
-                path: path.clone(),
-                reason: reason.clone(),
+            Error::InvalidPath { path, reason, .. } | Error::Conflict { path, reason, .. } => {
+                ErrorWire {
+                    path: text(path),
+                    reason: text(reason),
+                    ..wire
+                }
+            }
+            Error::Unsupported { operation, .. } => ErrorWire {
+                operation: text(operation),
+                ..wire
             },
-            Error::Conflict {
-                driver,
-                path,
-                reason,
-            } => ErrorWire::Conflict {
-                driver: driver.clone(),
-                path: path.clone(),
-                reason: reason.clone(),
+            Error::WriterFinished { path, state, .. } => ErrorWire {
+                path: text(path),
+                state: text(state),
+                ..wire
             },
-            Error::Unsupported { driver, operation } => ErrorWire::Unsupported {
-                driver: driver.clone(),
-                operation: operation.clone(),
-            },
-            Error::WriterFinished {
-                driver,
-                path,
-                state,
-            } => ErrorWire::WriterFinished {
-                driver: driver.clone(),
-                path: path.clone(),
-                state: state.clone(),
-            },
-            Error::InvalidParameter {
-                driver,
-                key,
-                reason,
-            } => ErrorWire::InvalidParameter {
-                driver: driver.clone(),
-                key: key.clone(),
-                reason: reason.clone(),
+            Error::InvalidParameter { key, reason, .. } => ErrorWire {
+                key: text(key),
+                reason: text(reason),
+                ..wire
             },
             Error::Backend {
-                driver,
                 operation,
                 path,
                 retry,
                 source,
-            } => ErrorWire::Backend {
-                driver: driver.clone(),
-                operation: operation.clone(),
-                path: path.clone(),
-                retry: *retry == Retry::MayHelp,
-                message: source.to_string(),
-            },
-            other => ErrorWire::Backend {
-                driver: other.driver().to_owned(),
-                operation: operation.to_owned(),
-                path: other.path().or(path).map(str::to_owned),
-                retry: other.may_retry(),
-                message: other.to_string(),
-            },
+                ..
+            } => ErrorWire::backend(
+                wire,
+                operation,
+                path.as_deref(),
+                *retry == Retry::MayHelp,
+                source.to_string(),
+            ),
+            other => ErrorWire::backend(
+                ErrorWire {
+                    kind: ErrorKind::Backend.as_str().to_owned(),
+                    ..wire
+                },
+                operation,
+                other.path().or(path),
+                other.may_retry(),
+                other.to_string(),
+            ),
         }
     }
 
-    /// The error the caller sees: the same variant with the same fields.
-    pub(crate) fn into_error(self) -> Error {
-        match self {
-            ErrorWire::PathNotFound { driver, path } => Error::PathNotFound { driver, path },
-            ErrorWire::InvalidPath {
-                driver,
-                path,
-                reason,
-            } => Error::InvalidPath {
-                driver,
-                path,
-                reason,
-            },
-            ErrorWire::Conflict {
-                driver,
-                path,
-                reason,
-            } => Error::Conflict {
-                driver,
-                path,
-                reason,
-            },
-            ErrorWire::Unsupported { driver, operation } => {
-                Error::Unsupported { driver, operation }
-            }
-            ErrorWire::WriterFinished {
-                driver,
-                path,
-                state,
-            } => Error::WriterFinished {
-                driver,
-                path,
-                state,
-            },
-            ErrorWire::InvalidParameter {
-                driver,
-                key,
-                reason,
-            } => Error::InvalidParameter {
-                driver,
-                key,
-                reason,
-            },
-            ErrorWire::Backend {
-                driver,
-                operation,
-                path,
-                retry,
-                message,
-            } => Error::Backend {
-                driver,
-                operation,
-                path,
-                retry: if retry {
-                    Retry::MayHelp
-                } else {
-                    Retry::Useless
-                },
-                source: Box::new(Message(message)),
-            },
+    /// `wire` with the fields of a `backend` error.
+    fn backend(
+        wire: ErrorWire,
+        operation: &str,
+        path: Option<&str>,
+        retry: bool,
+        message: String,
+    ) -> ErrorWire {
+        ErrorWire {
+            operation: text(operation),
+            // `backend` always carries `path`, `null` when there is none.
+            path: Some(path.map_or(serde_json::Value::Null, |p| p.into())),
+            retry: Some(retry.into()),
+            message: Some(message.into()),
+            ..wire
         }
+    }
+
+    /// The error the caller sees: the same variant with the same fields, naming `driver`;
+    /// `None` for a kind this crate does not know, or a known kind that lacks one of its
+    /// fields or has one of the wrong type.
+    pub(crate) fn into_error(self, driver: &str) -> Option<Error> {
+        let driver = driver.to_owned();
+        Some(match ErrorKind::from_name(&self.kind)? {
+            ErrorKind::PathNotFound => Error::PathNotFound {
+                driver,
+                path: string(self.path)?,
+            },
+            ErrorKind::InvalidPath => Error::InvalidPath {
+                driver,
+                path: string(self.path)?,
+                reason: string(self.reason)?,
+            },
+            ErrorKind::Conflict => Error::Conflict {
+                driver,
+                path: string(self.path)?,
+                reason: string(self.reason)?,
+            },
+            ErrorKind::Unsupported => Error::Unsupported {
+                driver,
+                operation: string(self.operation)?,
+            },
+            ErrorKind::WriterFinished => Error::WriterFinished {
+                driver,
+                path: string(self.path)?,
+                state: string(self.state)?,
+            },
+            ErrorKind::InvalidParameter => Error::InvalidParameter {
+                driver,
+                key: string(self.key)?,
+                reason: string(self.reason)?,
+            },
+            ErrorKind::Backend => Error::Backend {
+                driver,
+                operation: string(self.operation)?,
+                path: match self.path {
+                    None | Some(serde_json::Value::Null) => None,
+                    some => Some(string(some)?),
+                },
+                retry: match self.retry {
+                    None => Retry::Useless,
+                    Some(serde_json::Value::Bool(retry)) => {
+                        if retry {
+                            Retry::MayHelp
+                        } else {
+                            Retry::Useless
+                        }
+                    }
+                    Some(_) => return None,
+                },
+                source: Box::new(Message(string(self.message)?)),
+            },
+            // A kind added to the trait crate that this crate does not map yet.
+            _ => return None,
+        })
     }
 }
 
@@ -507,19 +503,16 @@ pub(crate) fn error_from_value(
     path: Option<&str>,
 ) -> Error {
     let text = value.to_string();
-    match serde_json::from_value::<ErrorWire>(value) {
-        Ok(mut wire) => {
-            wire.set_driver(driver);
-            wire.into_error()
-        }
-        Err(_) => Error::Backend {
-            driver: driver.to_owned(),
-            operation: operation.to_owned(),
-            path: path.map(str::to_owned),
-            retry: Retry::Useless,
-            source: Box::new(Message(format!("error from the server: {text}"))),
-        },
-    }
+    let known = serde_json::from_value::<ErrorWire>(value)
+        .ok()
+        .and_then(|wire| wire.into_error(driver));
+    known.unwrap_or_else(|| Error::Backend {
+        driver: driver.to_owned(),
+        operation: operation.to_owned(),
+        path: path.map(str::to_owned),
+        retry: Retry::Useless,
+        source: Box::new(Message(format!("error from the server: {text}"))),
+    })
 }
 
 /// A `RESPONSE` payload: `Ok(Ok(value))` for `{"ok":VALUE}`, `Ok(Err(error))` for
@@ -757,17 +750,13 @@ mod tests {
             Error::backend("d", "list", None, Retry::Useless, Message("no".into())),
         ];
         for err in cases {
-            let back = round_trip(Error::backend(
-                "z",
-                "z",
-                None,
-                Retry::Useless,
-                Message("".into()),
-            ));
-            assert!(matches!(back, Error::Backend { .. }));
-            let text = err.to_string();
+            let debug = format!("{err:?}");
             let back = round_trip(err);
-            assert_eq!(back.to_string(), text);
+            assert_eq!(
+                format!("{back:?}"),
+                debug,
+                "the same variant, with the same fields"
+            );
         }
         let back = round_trip(Error::backend(
             "d",

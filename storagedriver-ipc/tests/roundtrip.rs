@@ -716,35 +716,12 @@ fn names_with_json_len(total: usize) -> Vec<String> {
 struct SizedLists(InMemoryDriver);
 
 #[async_trait::async_trait]
-impl StorageDriver for SizedLists {
+impl storagedriver::forward::Forward for SizedLists {
+    fn inner(&self) -> &dyn StorageDriver {
+        &self.0
+    }
     fn name(&self) -> &str {
         "sized"
-    }
-    fn capabilities(&self) -> storagedriver::Capabilities {
-        self.0.capabilities()
-    }
-    async fn get_content(&self, path: &str) -> storagedriver::Result<Bytes> {
-        self.0.get_content(path).await
-    }
-    async fn put_content(&self, path: &str, content: Bytes) -> storagedriver::Result<()> {
-        self.0.put_content(path, content).await
-    }
-    async fn reader(
-        &self,
-        path: &str,
-        offset: u64,
-    ) -> storagedriver::Result<storagedriver::ByteStream> {
-        self.0.reader(path, offset).await
-    }
-    async fn writer(
-        &self,
-        path: &str,
-        append: bool,
-    ) -> storagedriver::Result<Box<dyn storagedriver::FileWriter>> {
-        self.0.writer(path, append).await
-    }
-    async fn stat(&self, path: &str) -> storagedriver::Result<storagedriver::FileInfo> {
-        self.0.stat(path).await
     }
     async fn list(&self, path: &str) -> storagedriver::Result<Vec<String>> {
         match path.strip_prefix("/size/").and_then(|n| n.parse().ok()) {
@@ -752,16 +729,9 @@ impl StorageDriver for SizedLists {
             None => self.0.list(path).await,
         }
     }
-    async fn rename(&self, source: &str, dest: &str) -> storagedriver::Result<()> {
-        self.0.rename(source, dest).await
-    }
-    async fn delete(&self, path: &str) -> storagedriver::Result<()> {
-        self.0.delete(path).await
-    }
-    async fn url_for(&self, path: &str, options: &UrlOptions) -> storagedriver::Result<String> {
-        self.0.url_for(path, options).await
-    }
 }
+
+storagedriver::forward_storage_driver!(SizedLists);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn responses_up_to_64_mib_arrive_and_longer_ones_are_backend_errors() {

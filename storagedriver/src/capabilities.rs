@@ -10,7 +10,12 @@
 /// assert!(caps.url_for);
 /// assert!(!caps.append_to_committed);
 /// ```
+///
+/// With the `serde` feature it is `Serialize` and `Deserialize`, as a JSON object of its
+/// fields in which a missing field is false.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
 #[non_exhaustive]
 pub struct Capabilities {
     /// `url_for` returns URLs a plain HTTP client can fetch; without it `url_for` is

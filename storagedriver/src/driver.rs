@@ -156,7 +156,14 @@ pub trait StorageDriver: Send + Sync + Debug {
     /// # Behavior
     ///
     /// - Drivers without [`Capabilities::url_for`]: [`crate::Error::Unsupported`].
-    async fn url_for(&self, path: &str, options: &UrlOptions) -> Result<String>;
+    /// - The default is for those drivers: a path that breaks the grammar is
+    ///   [`crate::Error::InvalidPath`], any other [`crate::Error::Unsupported`] naming the
+    ///   driver and `url_for`.
+    async fn url_for(&self, path: &str, options: &UrlOptions) -> Result<String> {
+        let _ = options;
+        crate::path::check(self.name(), path)?;
+        Err(crate::Error::unsupported(self.name(), "url_for"))
+    }
 
     /// Calls `f` for every file and directory below `path`, depth first, each directory's
     /// children in sorted order.

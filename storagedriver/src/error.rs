@@ -125,6 +125,76 @@ pub enum Error {
     },
 }
 
+/// Which [`Error`] variant an error is, without its fields: one name per variant, for code
+/// that maps errors to something else (a wire form, an exit code, a metric label).
+///
+/// ```
+/// use storagedriver::{Error, ErrorKind};
+///
+/// let err = Error::path_not_found("inmemory", "/a");
+/// assert_eq!(err.kind(), ErrorKind::PathNotFound);
+/// assert_eq!(err.kind().as_str(), "path_not_found");
+/// assert_eq!(ErrorKind::from_name("path_not_found"), Some(ErrorKind::PathNotFound));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// [`Error::PathNotFound`].
+    PathNotFound,
+    /// [`Error::InvalidPath`].
+    InvalidPath,
+    /// [`Error::Conflict`].
+    Conflict,
+    /// [`Error::Unsupported`].
+    Unsupported,
+    /// [`Error::WriterFinished`].
+    WriterFinished,
+    /// [`Error::InvalidParameter`].
+    InvalidParameter,
+    /// [`Error::Backend`].
+    Backend,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order of the variants of [`Error`].
+    pub const ALL: [ErrorKind; 7] = [
+        ErrorKind::PathNotFound,
+        ErrorKind::InvalidPath,
+        ErrorKind::Conflict,
+        ErrorKind::Unsupported,
+        ErrorKind::WriterFinished,
+        ErrorKind::InvalidParameter,
+        ErrorKind::Backend,
+    ];
+
+    /// The kind's name in `snake_case` (`path_not_found`, ..., `backend`): the `kind` of the
+    /// IPC protocol's `ERROR`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::PathNotFound => "path_not_found",
+            ErrorKind::InvalidPath => "invalid_path",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::WriterFinished => "writer_finished",
+            ErrorKind::InvalidParameter => "invalid_parameter",
+            ErrorKind::Backend => "backend",
+        }
+    }
+
+    /// The kind named `name` (as [`ErrorKind::as_str`] spells it), if there is one.
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Error {
     /// A [`Error::PathNotFound`] for `path`.
     pub fn path_not_found(driver: impl Into<String>, path: impl Into<String>) -> Self {
@@ -182,6 +252,19 @@ impl Error {
             path: path.map(str::to_owned),
             retry,
             source: source.into(),
+        }
+    }
+
+    /// Which variant the error is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::PathNotFound { .. } => ErrorKind::PathNotFound,
+            Error::InvalidPath { .. } => ErrorKind::InvalidPath,
+            Error::Conflict { .. } => ErrorKind::Conflict,
+            Error::Unsupported { .. } => ErrorKind::Unsupported,
+            Error::WriterFinished { .. } => ErrorKind::WriterFinished,
+            Error::InvalidParameter { .. } => ErrorKind::InvalidParameter,
+            Error::Backend { .. } => ErrorKind::Backend,
         }
     }
 

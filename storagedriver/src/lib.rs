@@ -10,9 +10,9 @@
 //! repository; each method's `# Behavior` list below says the same for that method.
 //!
 //! This crate holds the trait, the [`FileWriter`] handle, [`FileInfo`], [`Capabilities`], the
-//! one [`Error`] enum, the path grammar ([`path`]), the generic walk ([`walk`]), parameter
-//! parsing ([`params`]) and the [`DriverFactory`] trait a driver crate implements to be created
-//! by name.
+//! one [`Error`] enum with its [`ErrorKind`], the path grammar ([`path`]), the generic walk
+//! ([`walk`]), parameter parsing ([`params`]), [`forward`] for drivers that wrap another, and
+//! the [`DriverFactory`] trait a driver crate implements to be created by name.
 //!
 //! # From Go to Rust
 //!
@@ -69,6 +69,7 @@ pub mod driver;
 pub mod error;
 pub mod factory;
 pub mod file_info;
+pub mod forward;
 #[cfg(feature = "object-store")]
 pub mod objectstore;
 pub mod params;
@@ -79,7 +80,7 @@ pub mod writer;
 
 pub use capabilities::Capabilities;
 pub use driver::{ByteStream, StorageDriver};
-pub use error::{BoxError, Error, Result, Retry};
+pub use error::{BoxError, Error, ErrorKind, Result, Retry};
 pub use factory::DriverFactory;
 pub use file_info::FileInfo;
 pub use params::{ParamReader, Parameters};
@@ -88,3 +89,9 @@ pub use walk::{WalkControl, WalkFn, WalkOptions};
 pub use writer::{FileWriter, WriterState};
 
 pub use bytes::Bytes;
+
+/// What [`forward_storage_driver!`] expands to needs; not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use async_trait::async_trait;
+}

@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use driver_inmemory::InMemoryDriver;
 use storagedriver::{
-    ByteStream, Capabilities, Error, FileInfo, FileWriter, Result, Retry, StorageDriver, UrlOptions,
+    ByteStream, Error, FileInfo, FileWriter, Result, Retry, StorageDriver, UrlOptions, WalkFn,
+    WalkOptions,
 };
 use testsuites::{CASES, Fixture, make_fixture, run_case};
 
@@ -57,13 +58,15 @@ impl Buggy {
     }
 }
 
+// Inside this impl both traits are in scope: the driver's name is `self.inner.name()`.
 #[async_trait]
-impl StorageDriver for Buggy {
-    fn name(&self) -> &str {
-        self.inner.name()
+impl storagedriver::forward::Forward for Buggy {
+    fn inner(&self) -> &dyn StorageDriver {
+        &self.inner
     }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
+    /// The generic walk over this driver's `list` and `stat`, so that their bugs show in walks.
+    async fn walk(&self, path: &str, options: &WalkOptions, f: &mut WalkFn<'_>) -> Result<()> {
+        storagedriver::walk::walk_fallback(self, path, options, f).await
     }
     async fn get_content(&self, path: &str) -> Result<Bytes> {
         self.map_err(self.inner.get_content(path).await)
@@ -72,7 +75,7 @@ impl StorageDriver for Buggy {
         let n = self.puts.fetch_add(1, Ordering::Relaxed);
         if self.bug == Bug::FlakyPut && n % 20 == 19 {
             return Err(Error::backend(
-                self.name(),
+                self.inner.name(),
                 "put_content",
                 Some(path),
                 Retry::MayHelp,
@@ -144,7 +147,7 @@ impl StorageDriver for Buggy {
                     && at.elapsed() < Duration::from_millis(5)
                 {
                     return Err(Error::conflict(
-                        self.name(),
+                        self.inner.name(),
                         path,
                         "a file is being written below",
                     ));
@@ -157,6 +160,8 @@ impl StorageDriver for Buggy {
         self.map_err(self.inner.url_for(path, options).await)
     }
 }
+
+storagedriver::forward_storage_driver!(Buggy);
 
 /// Runs the case `name` on a fresh driver with `bug` (or the plain driver) and says whether it
 /// passed.

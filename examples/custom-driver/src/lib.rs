@@ -9,8 +9,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::Bytes;
 use storagedriver::{
-    ByteStream, Capabilities, Error, FileInfo, FileWriter, Result, StorageDriver, UrlOptions,
-    WriterState, path,
+    ByteStream, Capabilities, Error, FileInfo, FileWriter, Result, StorageDriver, WriterState, path,
 };
 
 const NAME: &str = "mapdriver";
@@ -28,7 +27,9 @@ struct State {
 impl State {
     /// Committed paths strictly below `dir`.
     fn below<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = &'a String> + 'a {
-        self.files.keys().filter(move |k| path::is_within(dir, k) && k.as_str() != dir)
+        self.files
+            .keys()
+            .filter(move |k| path::is_within(dir, k) && k.as_str() != dir)
     }
 }
 
@@ -45,7 +46,9 @@ impl MapDriver {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -62,20 +65,32 @@ impl StorageDriver for MapDriver {
     async fn get_content(&self, p: &str) -> Result<Bytes> {
         path::check(NAME, p)?;
         let state = self.lock();
-        state.files.get(p).map(|(data, _)| data.clone()).ok_or_else(|| Error::path_not_found(NAME, p))
+        state
+            .files
+            .get(p)
+            .map(|(data, _)| data.clone())
+            .ok_or_else(|| Error::path_not_found(NAME, p))
     }
 
     async fn put_content(&self, p: &str, content: Bytes) -> Result<()> {
         path::check(NAME, p)?;
-        self.lock().files.insert(p.to_owned(), (content, SystemTime::now()));
+        self.lock()
+            .files
+            .insert(p.to_owned(), (content, SystemTime::now()));
         Ok(())
     }
 
     async fn reader(&self, p: &str, offset: u64) -> Result<ByteStream> {
         let data = self.get_content(p).await?;
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(data.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
         let rest = data.slice(start..);
-        let chunks = if rest.is_empty() { Vec::new() } else { vec![Ok(rest)] };
+        let chunks = if rest.is_empty() {
+            Vec::new()
+        } else {
+            vec![Ok(rest)]
+        };
         Ok(Box::pin(futures::stream::iter(chunks)))
     }
 
@@ -103,7 +118,13 @@ impl StorageDriver for MapDriver {
         let id = state.next_writer;
         state.next_writer += 1;
         state.owners.insert(p.to_owned(), id);
-        Ok(Box::new(MapWriter { driver: self.clone(), path: p.to_owned(), id, buffer, state: WriterState::Open }))
+        Ok(Box::new(MapWriter {
+            driver: self.clone(),
+            path: p.to_owned(),
+            id,
+            buffer,
+            state: WriterState::Open,
+        }))
     }
 
     async fn stat(&self, p: &str) -> Result<FileInfo> {
@@ -112,7 +133,12 @@ impl StorageDriver for MapDriver {
         if let Some((data, modified)) = state.files.get(p) {
             return Ok(FileInfo::file(p, data.len() as u64, *modified));
         }
-        match state.below(p).filter_map(|k| state.files.get(k)).map(|(_, m)| *m).max() {
+        match state
+            .below(p)
+            .filter_map(|k| state.files.get(k))
+            .map(|(_, m)| *m)
+            .max()
+        {
             Some(newest) => Ok(FileInfo::dir(p, newest)),
             None => Err(Error::path_not_found(NAME, p)),
         }
@@ -140,8 +166,13 @@ impl StorageDriver for MapDriver {
         path::check(NAME, source)?;
         path::check(NAME, dest)?;
         let mut state = self.lock();
-        let (data, _) = state.files.remove(source).ok_or_else(|| Error::path_not_found(NAME, source))?;
-        state.files.insert(dest.to_owned(), (data, SystemTime::now()));
+        let (data, _) = state
+            .files
+            .remove(source)
+            .ok_or_else(|| Error::path_not_found(NAME, source))?;
+        state
+            .files
+            .insert(dest.to_owned(), (data, SystemTime::now()));
         Ok(())
     }
 
@@ -155,11 +186,6 @@ impl StorageDriver for MapDriver {
         }
         state.uploads.retain(|k, _| !path::is_within(p, k));
         Ok(())
-    }
-
-    async fn url_for(&self, p: &str, _options: &UrlOptions) -> Result<String> {
-        path::check(NAME, p)?;
-        Err(Error::unsupported(NAME, "url_for"))
     }
 }
 
@@ -230,7 +256,9 @@ impl FileWriter for MapWriter {
         self.check(&state)?;
         self.state = WriterState::Committed;
         let data = Bytes::copy_from_slice(&self.buffer);
-        state.files.insert(self.path.clone(), (data, SystemTime::now()));
+        state
+            .files
+            .insert(self.path.clone(), (data, SystemTime::now()));
         state.uploads.remove(&self.path);
         state.owners.remove(&self.path);
         Ok(())

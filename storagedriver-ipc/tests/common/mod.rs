@@ -11,9 +11,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use driver_inmemory::InMemoryDriver;
 use futures::{Stream, StreamExt};
+use storagedriver::forward::Forward;
 use storagedriver::{
-    ByteStream, Capabilities, FileInfo, FileWriter, Result, StorageDriver, UrlOptions, WalkFn,
-    WalkOptions,
+    ByteStream, FileInfo, FileWriter, Result, StorageDriver, WalkFn, WalkOptions,
+    forward_storage_driver,
 };
 use storagedriver_ipc::{IpcDriver, serve};
 use tokio::task::JoinHandle;
@@ -75,18 +76,9 @@ impl Drop for Tracked {
 }
 
 #[async_trait]
-impl StorageDriver for Counting {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn get_content(&self, path: &str) -> Result<Bytes> {
-        self.inner.get_content(path).await
-    }
-    async fn put_content(&self, path: &str, content: Bytes) -> Result<()> {
-        self.inner.put_content(path, content).await
+impl Forward for Counting {
+    fn inner(&self) -> &dyn StorageDriver {
+        &self.inner
     }
     async fn reader(&self, path: &str, offset: u64) -> Result<ByteStream> {
         let inner = self.inner.reader(path, offset).await?;
@@ -124,18 +116,6 @@ impl StorageDriver for Counting {
         }
         self.inner.stat(path).await
     }
-    async fn list(&self, path: &str) -> Result<Vec<String>> {
-        self.inner.list(path).await
-    }
-    async fn rename(&self, source: &str, dest: &str) -> Result<()> {
-        self.inner.rename(source, dest).await
-    }
-    async fn delete(&self, path: &str) -> Result<()> {
-        self.inner.delete(path).await
-    }
-    async fn url_for(&self, path: &str, options: &UrlOptions) -> Result<String> {
-        self.inner.url_for(path, options).await
-    }
     async fn walk(&self, path: &str, options: &WalkOptions, f: &mut WalkFn<'_>) -> Result<()> {
         struct Live(Arc<AtomicUsize>);
         impl Drop for Live {
@@ -148,6 +128,8 @@ impl StorageDriver for Counting {
         self.inner.walk(path, options, f).await
     }
 }
+
+forward_storage_driver!(Counting);
 
 /// A client connected in process to `serve(driver)` over a socket pair, and the server task.
 pub async fn connect(driver: Arc<dyn StorageDriver>) -> (IpcDriver, JoinHandle<Result<()>>) {
