@@ -17,6 +17,9 @@
 //!   in any language read it right; with a peer of protocol 1.2 a modification time travels as
 //!   seconds and nanoseconds (`mod_time_s`, `mod_time_nanos`), with older peers as
 //!   `mod_time_ns`.
+//! - With a peer of protocol 1.3 a walk streams its entries within a window, and a skipped
+//!   directory or a stop reaches the server as one `WALK_CONTROL`; with older peers the two
+//!   sides take a turn per entry.
 //! - Errors of the server's driver come back as the same [`storagedriver::Error`] variants
 //!   with the same fields. Failures of the IPC layer (the child exited, the connection
 //!   closed, no sign of life within the liveness timeout, a protocol error, a version
@@ -57,7 +60,7 @@ pub use server::{run_driver_executable, serve, serve_from_env};
 
 /// The protocol version this crate speaks (`MAJOR.MINOR`; peers with the same major are
 /// compatible).
-pub const PROTOCOL_VERSION: &str = "1.2";
+pub const PROTOCOL_VERSION: &str = "1.3";
 
 /// The environment variable that gives a driver server the path of the socket to connect to.
 pub const SOCKET_ENV: &str = "REGISTRY_STORAGE_IPC_SOCKET";

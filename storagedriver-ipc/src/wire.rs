@@ -80,6 +80,15 @@ pub(crate) fn negotiated_minor(a: &str, b: &str) -> u32 {
 /// of `mod_time_ns`.
 pub(crate) const SPLIT_TIME_MINOR: u32 = 2;
 
+/// The first minor version whose walks stream: `WALK_ENTRY` frames run ahead within a window
+/// the client grants with `CREDIT`, and `WALK_CONTROL` only says skip (with the directory) or
+/// stop.
+pub(crate) const STREAMED_WALK_MINOR: u32 = 3;
+
+/// The window of a streamed walk's entries (bytes of `WALK_ENTRY` payloads) before any
+/// `CREDIT`.
+pub(crate) const WALK_WINDOW: u64 = 64 * 1024;
+
 /// The largest integer on the wire: 2^53 − 1, the largest that every JSON parser (an IEEE
 /// double) reads exactly. Ids, handles, sizes, offsets and durations never exceed it (but
 /// `mod_time_ns` under protocol 1.0 and 1.1).
@@ -699,14 +708,40 @@ pub(crate) fn walk_control_byte(control: storagedriver::WalkControl) -> u8 {
     }
 }
 
-/// The walk control of a `WALK_CONTROL` byte.
-pub(crate) fn walk_control_from(byte: u8) -> Option<storagedriver::WalkControl> {
-    match byte {
-        0 => Some(storagedriver::WalkControl::Continue),
-        1 => Some(storagedriver::WalkControl::SkipDir),
-        2 => Some(storagedriver::WalkControl::Stop),
+/// What a `WALK_CONTROL` frame says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WalkSignal {
+    /// Before 1.3: the answer to the entry just sent (the two sides take turns).
+    Turn(storagedriver::WalkControl),
+    /// From 1.3: skip everything below this directory (the server may have sent some of it
+    /// already: the client drops those).
+    Skip(String),
+    /// From 1.3: end the walk.
+    Stop,
+}
+
+/// The signal of a `WALK_CONTROL` payload on a connection whose walks stream (`streamed`) or
+/// take turns; `None` when the payload is not one.
+pub(crate) fn walk_signal_from(payload: &[u8], streamed: bool) -> Option<WalkSignal> {
+    match (streamed, payload) {
+        (false, [0]) => Some(WalkSignal::Turn(storagedriver::WalkControl::Continue)),
+        (false, [1]) => Some(WalkSignal::Turn(storagedriver::WalkControl::SkipDir)),
+        (false, [2]) => Some(WalkSignal::Turn(storagedriver::WalkControl::Stop)),
+        (true, [1, dir @ ..]) => std::str::from_utf8(dir)
+            .ok()
+            .filter(|d| d.starts_with('/'))
+            .map(|d| WalkSignal::Skip(d.to_owned())),
+        (true, [2]) => Some(WalkSignal::Stop),
         _ => None,
     }
+}
+
+/// The `WALK_CONTROL` payload of a streamed walk's skip of `dir`.
+pub(crate) fn walk_skip_payload(dir: &str) -> bytes::Bytes {
+    let mut payload = Vec::with_capacity(1 + dir.len());
+    payload.push(1);
+    payload.extend_from_slice(dir.as_bytes());
+    payload.into()
 }
 
 #[cfg(test)]

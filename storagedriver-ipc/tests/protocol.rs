@@ -1274,7 +1274,10 @@ async fn file_info_takes_the_form_of_the_lower_version() {
                 version != "1.0" && version != "1.1",
                 "{version}: {entry}"
             );
-            raw.send(FrameType::WalkControl, 2, vec![0u8]).await;
+            // From 1.3 the entries stream: no answer per entry.
+            if ["1.0", "1.1", "1.2"].contains(&version) {
+                raw.send(FrameType::WalkControl, 2, vec![0u8]).await;
+            }
         }
         let (_, v) = raw.json(FrameType::Response).await;
         assert_eq!(v, json!({"ok": null}));
@@ -1598,4 +1601,85 @@ async fn a_put_content_answered_early_stops_waiting_for_credit() {
         matches!(err, storagedriver::Error::Conflict { .. }),
         "{err:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1_3_walk_streams_within_its_window_and_skips_what_the_client_skips() {
+    let (mut raw, _server, driver) = start();
+    for i in 0..2_000 {
+        driver
+            .put_content(&format!("/a/{i:05}"), Bytes::from_static(b"x"))
+            .await
+            .expect("put");
+    }
+    driver
+        .put_content("/b/x", Bytes::from_static(b"x"))
+        .await
+        .expect("put");
+    raw.hello_as("1.3").await;
+    raw.send_json(
+        FrameType::Request,
+        1,
+        json!({"op":"walk","path":"/","start_after":null}),
+    )
+    .await;
+    // No WALK_CONTROL, no CREDIT: the server sends its first window of entries and waits.
+    let mut first = 0;
+    let mut paths = Vec::new();
+    while let Ok(Some(f)) = tokio::time::timeout(Duration::from_millis(300), raw.next()).await {
+        assert_eq!(f.kind, FrameType::WalkEntry, "{f:?}");
+        first += f.payload.len();
+        let entry: Value = serde_json::from_slice(&f.payload).expect("JSON");
+        paths.push(entry["path"].as_str().expect("a path").to_owned());
+    }
+    assert!(
+        first <= 65_536 && first > 60_000,
+        "the first window is 64 KiB of entries; got {first} bytes"
+    );
+    assert_eq!(&paths[..2], ["/a", "/a/00000"]);
+    // Skip /a: what is below it stops coming, and the walk goes on with /b.
+    let mut skip = vec![1u8];
+    skip.extend_from_slice(b"/a");
+    raw.send(FrameType::WalkControl, 1, skip).await;
+    raw.send(FrameType::Credit, 1, credit(1 << 20)).await;
+    let mut after = Vec::new();
+    loop {
+        let f = raw.next().await.expect("a frame");
+        match f.kind {
+            FrameType::WalkEntry => {
+                let entry: Value = serde_json::from_slice(&f.payload).expect("JSON");
+                after.push(entry["path"].as_str().expect("a path").to_owned());
+            }
+            FrameType::Response => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let below_a = after.iter().filter(|p| p.starts_with("/a/")).count();
+    assert!(
+        below_a <= 1,
+        "the server skips below /a from the next entry; it still sent {below_a}"
+    );
+    assert!(
+        after.ends_with(&["/b".to_owned(), "/b/x".to_owned()]),
+        "{after:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1_3_walk_control_of_another_form_is_fatal() {
+    let (mut raw, _server, driver) = start();
+    driver
+        .put_content("/a/b", Bytes::from_static(b"x"))
+        .await
+        .expect("put");
+    raw.hello_as("1.3").await;
+    raw.send_json(
+        FrameType::Request,
+        1,
+        json!({"op":"walk","path":"/","start_after":null}),
+    )
+    .await;
+    raw.send(FrameType::WalkControl, 1, vec![0u8]).await;
+    let message = expect_fatal(&mut raw).await;
+    assert!(message.contains("WALK_CONTROL"), "{message}");
 }

@@ -295,12 +295,16 @@ impl Conn {
                         "WALK_ENTRY frame for request {id}, which is not a walk"
                     ));
                 }
-                if !entry.walk_turn {
-                    return Dispatch::Protocol(format!(
-                        "WALK_ENTRY frame for walk {id} before the client's WALK_CONTROL for the previous entry"
-                    ));
+                // Walks take turns before 1.3; from 1.3 entries stream (the walk checks
+                // them against its window).
+                if self.minor < wire::STREAMED_WALK_MINOR {
+                    if !entry.walk_turn {
+                        return Dispatch::Protocol(format!(
+                            "WALK_ENTRY frame for walk {id} before the client's WALK_CONTROL for the previous entry"
+                        ));
+                    }
+                    entry.walk_turn = false;
                 }
-                entry.walk_turn = false;
                 Event::WalkEntry(frame.payload)
             }
             CallFrame::Credit => {

@@ -10,7 +10,7 @@ use bytes::{Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use storagedriver::{
     ByteStream, Capabilities, Error, FileInfo, FileWriter, Parameters, Result, StorageDriver,
-    UrlOptions, WalkFn, WalkOptions, WriterState, path,
+    UrlOptions, WalkControl, WalkFn, WalkOptions, WriterState, path,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinHandle;
@@ -426,7 +426,7 @@ impl StorageDriver for IpcDriver {
         .await
     }
 
-    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), path))]
+    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), path = %path, start_after = options.start_after.as_deref()))]
     async fn walk(&self, path: &str, options: &WalkOptions, f: &mut WalkFn<'_>) -> Result<()> {
         path::check_dir(self.name(), path)?;
         let mut call = self.call("walk", Some(path), CallKind::Walk)?;
@@ -435,18 +435,13 @@ impl StorageDriver for IpcDriver {
             start_after: options.start_after.as_deref().map(Into::into),
         })
         .await?;
+        if self.conn().minor >= wire::STREAMED_WALK_MINOR {
+            return self.streamed_walk(call, f).await;
+        }
         loop {
             match call.recv().await? {
                 Event::WalkEntry(payload) => {
-                    let info = serde_json::from_slice::<FileInfoWire>(&payload)
-                        .map_err(|e| e.to_string())
-                        .and_then(|info| info.into_info(self.conn().minor));
-                    let info = match info {
-                        Ok(info) => info,
-                        Err(e) => {
-                            return Err(call.protocol(format!("WALK_ENTRY is not understood: {e}")));
-                        }
-                    };
+                    let info = self.walk_entry(&call, &payload)?;
                     let control = f(&info);
                     let byte = wire::walk_control_byte(control);
                     // The server's turn again: its next entry may come once the control left.
@@ -459,6 +454,87 @@ impl StorageDriver for IpcDriver {
                         Bytes::copy_from_slice(&[byte]),
                     )
                     .await?;
+                }
+                Event::Response(payload) => {
+                    call.walk_open = false;
+                    return call.parse::<serde_json::Value>(&payload).map(drop);
+                }
+                other => return Err(call.protocol(format!("unexpected {other:?} in walk"))),
+            }
+        }
+    }
+}
+
+impl IpcDriver {
+    /// The `FILEINFO` of a `WALK_ENTRY`.
+    fn walk_entry(&self, call: &Call, payload: &[u8]) -> Result<FileInfo> {
+        serde_json::from_slice::<FileInfoWire>(payload)
+            .map_err(|e| e.to_string())
+            .and_then(|info| info.into_info(self.conn().minor))
+            .map_err(|e| call.protocol(format!("WALK_ENTRY is not understood: {e}")))
+    }
+
+    /// A walk of protocol 1.3: the server sends entries ahead within the window; the client
+    /// credits what its callback consumed, drops entries below a directory it skipped (and
+    /// tells the server, which skips the rest), and after a stop drops everything until the
+    /// response.
+    async fn streamed_walk(&self, mut call: Call, f: &mut WalkFn<'_>) -> Result<()> {
+        let mut window = wire::WALK_WINDOW;
+        let mut uncredited: u64 = 0;
+        let mut skipped: Vec<String> = Vec::new();
+        let mut stopped = false;
+        loop {
+            match call.recv().await? {
+                Event::WalkEntry(payload) => {
+                    let len = payload.len() as u64;
+                    if len > window {
+                        return Err(call.protocol(format!(
+                            "WALK_ENTRY of {len} bytes beyond the walk's window of {window}"
+                        )));
+                    }
+                    window -= len;
+                    uncredited += len;
+                    if stopped {
+                        continue;
+                    }
+                    let info = self.walk_entry(&call, &payload)?;
+                    if !skipped.iter().any(|dir| path::is_within(dir, &info.path)) {
+                        match f(&info) {
+                            WalkControl::Continue => {}
+                            WalkControl::SkipDir => {
+                                let dir = if info.is_dir {
+                                    info.path.clone()
+                                } else {
+                                    path::parent(&info.path).unwrap_or(path::ROOT).to_owned()
+                                };
+                                call.send(
+                                    FrameType::WalkControl,
+                                    call.id,
+                                    wire::walk_skip_payload(&dir),
+                                )
+                                .await?;
+                                skipped.push(dir);
+                            }
+                            WalkControl::Stop => {
+                                stopped = true;
+                                call.send(
+                                    FrameType::WalkControl,
+                                    call.id,
+                                    Bytes::from_static(&[2]),
+                                )
+                                .await?;
+                                continue;
+                            }
+                        }
+                    }
+                    // Credit a quarter of the window at a time.
+                    if uncredited >= wire::WALK_WINDOW / 4 {
+                        let n = u32::try_from(uncredited).unwrap_or(u32::MAX);
+                        call.send(FrameType::Credit, call.id, credit_payload(n))
+                            .await?;
+                        window += u64::from(n);
+                        uncredited -= u64::from(n);
+                    }
                 }
                 Event::Response(payload) => {
                     call.walk_open = false;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Serialize;
 use storagedriver::error::Message;
-use storagedriver::{Error, Result, Retry, StorageDriver, WalkControl};
+use storagedriver::{Error, Result, Retry, StorageDriver};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -18,7 +18,7 @@ use crate::PROTOCOL_VERSION;
 use crate::flow::{Consumed, Flow, Inflow, Window};
 use crate::frame::{Frame, FrameType, MAX_PAYLOAD, MAX_RESPONSE};
 use crate::io::{FrameReader, Outbox, ReadEnd, shrink_map, split_stream};
-use crate::wire::{self, ErrorWire, Finish};
+use crate::wire::{self, ErrorWire, Finish, WalkSignal};
 
 /// The request a task serves, and whether it has answered it yet.
 pub(super) struct Current {
@@ -52,7 +52,7 @@ pub(super) enum InMsg {
 pub(super) struct Streams {
     pub(super) incoming: HashMap<u64, Incoming>,
     pub(super) outgoing: HashMap<u64, Arc<Window>>,
-    pub(super) walks: HashMap<u64, std::sync::mpsc::Sender<WalkControl>>,
+    pub(super) walks: HashMap<u64, std::sync::mpsc::Sender<WalkSignal>>,
     /// Requests not answered yet: their ids are in use.
     pub(super) unanswered: HashSet<u64>,
 }

@@ -90,18 +90,20 @@ impl Server {
                 }
             }
             FrameType::WalkControl => {
-                let control = match frame.payload.as_ref() {
-                    [byte] => wire::walk_control_from(*byte),
-                    _ => None,
-                };
-                let Some(control) = control else {
+                let streamed = self.minor() >= wire::STREAMED_WALK_MINOR;
+                let Some(signal) = wire::walk_signal_from(&frame.payload, streamed) else {
+                    let expected = if streamed {
+                        "2, or 1 and a directory"
+                    } else {
+                        "0, 1 or 2"
+                    };
                     return Err(ProtocolError(format!(
-                        "WALK_CONTROL payload {:?} is not 0, 1 or 2",
+                        "WALK_CONTROL payload {:?} is not {expected}",
                         frame.payload
                     )));
                 };
                 if let Some(tx) = self.lock().walks.get(&id) {
-                    let _ = tx.send(control);
+                    let _ = tx.send(signal);
                 }
             }
             FrameType::Ping => self.send(FrameType::Pong, id, Bytes::new()),
@@ -269,7 +271,12 @@ impl Server {
                 let path = path.into_owned();
                 let start_after = start_after.map(|s| s.into_owned());
                 let (tx, rx) = std::sync::mpsc::channel();
-                self.lock().walks.insert(id, tx);
+                let mut streams = self.lock();
+                streams.walks.insert(id, tx);
+                if self.minor() >= wire::STREAMED_WALK_MINOR {
+                    streams.outgoing.insert(id, Window::new(wire::WALK_WINDOW));
+                }
+                drop(streams);
                 self.spawn(tasks, id, op, span, async move {
                     server.walk(id, path, start_after, rx).await;
                 });
