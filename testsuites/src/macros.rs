@@ -29,7 +29,9 @@ macro_rules! register_in_process_suite {
 /// Generates one `#[test]` per behaviour of the contract, like
 /// [`register_in_process_suite!`], run against a driver executable through the IPC client: each
 /// test creates the driver by name through a factory registry whose search path holds the
-/// executable, so the factory's fallback starts it as a child process.
+/// executable, so the factory's fallback starts it as a child process. Beside them come the
+/// tests `protocol_kit_<case>`, one per case of the protocol kit ([`crate::protocol`]), which
+/// speaks frames to the executable directly.
 ///
 /// `parameters` is a closure that gets a fresh temporary directory and returns the driver's
 /// parameters as a JSON value (use `testsuites::serde_json::json!`).
@@ -61,9 +63,13 @@ macro_rules! register_ipc_suite {
         $crate::__for_each_case!(__ipc_tests!($name, $exe, $params, || {
             ::core::result::Result::Ok(())
         }));
+        $crate::__for_each_protocol_case!(__protocol_tests!($name, $exe, $params, || {
+            ::core::result::Result::<(), ::std::string::String>::Ok(())
+        }));
     };
     (driver = $name:expr, executable = $exe:expr, parameters = $params:expr, requires = $requires:expr $(,)?) => {
         $crate::__for_each_case!(__ipc_tests!($name, $exe, $params, $requires));
+        $crate::__for_each_protocol_case!(__protocol_tests!($name, $exe, $params, $requires));
     };
 }
 
@@ -224,4 +230,66 @@ macro_rules! __case_adapter {
         }
     };
     (custom $name:ident) => {};
+}
+
+/// Calls `$crate::$callback!{ (args) test => case, ... }` with every case of the protocol
+/// kit ([`crate::protocol`]), each with the name of its test (`protocol_kit_<case>`, so that
+/// `cargo test protocol_kit` runs the kit).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __for_each_protocol_case {
+    ($callback:ident ! ($($args:tt)*)) => {
+        $crate::$callback! {
+            ($($args)*)
+            protocol_kit_welcome_names_driver_version_and_capabilities => welcome_names_driver_version_and_capabilities,
+            protocol_kit_other_major_version_is_fatal => other_major_version_is_fatal,
+            protocol_kit_higher_minor_version_is_welcome => higher_minor_version_is_welcome,
+            protocol_kit_request_before_hello_is_fatal => request_before_hello_is_fatal,
+            protocol_kit_errors_echo_the_path_and_name_the_driver => errors_echo_the_path_and_name_the_driver,
+            protocol_kit_unknown_op_and_missing_field_are_errors => unknown_op_and_missing_field_are_errors,
+            protocol_kit_ping_with_any_id => ping_with_any_id,
+            protocol_kit_numbers_at_their_limits => numbers_at_their_limits,
+            protocol_kit_long_response_in_parts => long_response_in_parts,
+            protocol_kit_many_requests_in_flight => many_requests_in_flight,
+            protocol_kit_server_stream_stays_within_its_window => server_stream_stays_within_its_window,
+            protocol_kit_get_content_carries_the_announced_size => get_content_carries_the_announced_size,
+            protocol_kit_reset_before_the_response => reset_before_the_response,
+            protocol_kit_reset_in_the_middle_of_a_stream => reset_in_the_middle_of_a_stream,
+            protocol_kit_put_content_fails_early => put_content_fails_early,
+            protocol_kit_client_stream_gets_credit => client_stream_gets_credit,
+            protocol_kit_writer_close_then_resume => writer_close_then_resume,
+            protocol_kit_finishing_an_unknown_handle_is_an_error => finishing_an_unknown_handle_is_an_error,
+            protocol_kit_dropped_and_cancelled_writers => dropped_and_cancelled_writers,
+            protocol_kit_interleaved_writers => interleaved_writers,
+            protocol_kit_walk_entries_keep_turns_or_window => walk_entries_keep_turns_or_window,
+            protocol_kit_unknown_frame_type_is_fatal => unknown_frame_type_is_fatal,
+            protocol_kit_oversized_frame_is_fatal => oversized_frame_is_fatal,
+            protocol_kit_undersized_frame_is_fatal => undersized_frame_is_fatal,
+            protocol_kit_unparsable_request_is_fatal => unparsable_request_is_fatal,
+            protocol_kit_server_frames_from_the_client_are_fatal => server_frames_from_the_client_are_fatal,
+            protocol_kit_data_for_no_stream_is_fatal => data_for_no_stream_is_fatal,
+            protocol_kit_data_beyond_the_window_is_fatal => data_beyond_the_window_is_fatal,
+        }
+    };
+}
+
+/// Expands to one `#[test]` per case of the protocol kit.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __protocol_tests {
+    (($name:expr, $exe:expr, $params:expr, $requires:expr) $($test:ident => $case:ident,)*) => {
+        $(
+            #[test]
+            fn $test() {
+                $crate::protocol::run_protocol_case(
+                    ::core::stringify!($case),
+                    |target| ::std::boxed::Box::pin($crate::protocol::$case(target)),
+                    $name,
+                    $exe,
+                    &$params,
+                    &$requires,
+                );
+            }
+        )*
+    };
 }
