@@ -152,6 +152,19 @@ Examples:
   registry-storage du --json /docker/registry/v2/repositories")]
     Du(DuArgs),
 
+    /// Copy a file or a whole tree, within one driver or to another, streamed, in parallel and
+    /// resumable
+    #[command(after_help = CP_HELP)]
+    Cp(CpArgs),
+
+    /// Run the conformance suite against the driver: one row per behaviour, exit 8 on a failure
+    #[command(after_help = CHECK_HELP)]
+    Check(CheckArgs),
+
+    /// Benchmark the driver: the suite's benchmarks, or a registry's workload
+    #[command(after_help = BENCH_HELP)]
+    Bench(BenchArgs),
+
     /// Show the selected driver and its parameters (secrets masked) without connecting
     #[command(after_help = "\
 Example:
@@ -260,6 +273,170 @@ pub(crate) struct DuArgs {
     pub(crate) json: bool,
 }
 
+/// The help that follows `cp`'s options.
+const CP_HELP: &str = "\
+The destination driver is the source's unless --to-driver or --to-config selects another
+(read as --driver and --config are); --to-param sets a destination parameter, over the
+source's own parameters when neither is given. A directory SRC is walked and each file is
+copied to DST plus its path below SRC; a file SRC is copied to DST.
+
+Resumable: a rerun skips the files whose copy is complete (same size) and continues each
+unfinished one from what its destination writer holds (after Ctrl-C, which closes the open
+writers, or a killed process: then from the last checkpoint, taken every few seconds). A
+destination of another size is written anew.
+
+Examples:
+  registry-storage --driver filesystem -p rootdirectory=/var/lib/registry cp /docker /docker \\
+      --to-driver s3 --to-param bucket=registry --to-param region=us-east-1 --verify
+  registry-storage --config old.yml cp --to-config new.yml --jobs 8 /docker/registry/v2 /docker/registry/v2
+  registry-storage cp /docker/registry/v2/blobs/sha256/ab/abcd/data /backup/abcd-data";
+
+/// `cp SRC DST`.
+#[derive(Debug, Args)]
+pub(crate) struct CpArgs {
+    /// The file or directory to copy, on the source driver
+    pub(crate) src: String,
+    /// Where the copy goes, on the destination driver
+    pub(crate) dst: String,
+    /// The destination driver by name (as --driver); default: the source driver
+    #[arg(long, value_name = "NAME", conflicts_with = "to_config")]
+    pub(crate) to_driver: Option<String>,
+    /// A destination driver parameter (repeatable, as --param)
+    #[arg(long = "to-param", value_name = "KEY=VALUE", value_parser = parse_param)]
+    pub(crate) to_params: Vec<(String, String)>,
+    /// A registry config.yml whose storage section selects the destination (as --config)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) to_config: Option<PathBuf>,
+    /// How many files are copied at once
+    #[arg(short = 'j', long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub(crate) jobs: u16,
+    /// Afterwards, compare the size and SHA-256 of every file on both sides, skipped ones too
+    #[arg(long)]
+    pub(crate) verify: bool,
+    /// The summary as a JSON object
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// The help that follows `check`'s options.
+const CHECK_HELP: &str = "\
+Every case of the conformance suite (the testsuites crate, as a driver's own tests run it)
+runs on a fresh, empty store of its own on the selected driver, one case at a time, and what
+it wrote is deleted afterwards: below rootdirectory <root>/registry-storage-check-<random>/<case>
+for filesystem, s3 and azure (and with --root-param KEY, below parameter KEY); below
+/registry-storage-check-<random>/<case> of the store for other persistent drivers (external
+executables), where a case needing paths of 1,024 bytes is skipped; on a new instance for
+drivers that keep nothing (inmemory). A case that finds a
+broken rule fails with the first line of its message; a case about a capability the driver
+lacks (url_for, append_to_committed) is skipped once it has checked the driver says so.
+STORAGEDRIVER_SUITE=full runs the Go sizes (a 5 GiB stream, ...).
+
+Examples:
+  registry-storage --driver inmemory check
+  registry-storage --driver s3 -p bucket=registry -p region=us-east-1 check --filter walk_
+  PATH=./drivers:$PATH registry-storage --driver mydriver -p rootdirectory=/tmp/d check --json
+  PATH=./drivers:$PATH registry-storage --driver mydriver -p rootdirectory=/tmp/d check --root-param rootdirectory";
+
+/// `check`.
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// Run only the cases whose name contains SUBSTRING (e.g. walk_, writer_takeover)
+    #[arg(long, value_name = "SUBSTRING")]
+    pub(crate) filter: Option<String>,
+    /// Run a built-in driver through its executable registry-storage-NAME on PATH, over IPC
+    #[arg(long)]
+    pub(crate) ipc: bool,
+    /// The parameter that holds an external driver's root (a directory or key prefix, e.g.
+    /// rootdirectory): each case then gets a fresh root below it instead of a prefix of the store
+    #[arg(long, value_name = "KEY")]
+    pub(crate) root_param: Option<String>,
+    /// A JSON object {driver, mode, scratch, cases: [{case, status, reason, seconds}], summary}
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// The help that follows `bench`'s options.
+const BENCH_HELP: &str = "\
+--workload suite (the default) runs the suite's benchmarks (put/get and writer/reader of
+empty, 1 KiB, 1 MiB and, with --one-gib, 1 GiB files; list and delete of 5 and 50 files).
+--workload registry plays a registry: concurrent pushes (resumable chunked layer uploads to
+_uploads/<id>/data, moved to blobs/sha256/<xx>/<digest>/data, layer links, a manifest, its
+revision link, a tag's current and index links), then concurrent pulls (tag link, links,
+blob stats, layer reads from an offset), then a garbage collector's walk of the whole tree.
+Everything is written below /registry-storage-bench-<random> and deleted afterwards.
+
+Examples:
+  registry-storage --driver inmemory bench --seconds 0.5
+  registry-storage bench --workload registry --concurrency 16 --pushes 64 --json
+  PATH=target/release:$PATH registry-storage --driver filesystem -p rootdirectory=/tmp/r bench --ipc";
+
+/// What `bench` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Workload {
+    /// The suite's benchmarks
+    Suite,
+    /// A registry's pushes, pulls and garbage-collection walk
+    Registry,
+}
+
+/// `bench`.
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// What to run
+    #[arg(long, value_enum, default_value = "suite")]
+    pub(crate) workload: Workload,
+    /// Run a built-in driver through its executable registry-storage-NAME on PATH, over IPC
+    #[arg(long)]
+    pub(crate) ipc: bool,
+    /// The results as a JSON object
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// suite: the minimum time of each benchmark, in seconds
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    pub(crate) seconds: f64,
+    /// suite: also the 1 GiB benchmarks
+    #[arg(long)]
+    pub(crate) one_gib: bool,
+    /// suite: only the benchmarks whose name contains SUBSTRING
+    #[arg(long, value_name = "SUBSTRING")]
+    pub(crate) filter: Option<String>,
+    /// registry: how many operations run at once
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub(crate) concurrency: u16,
+    /// registry: how many images are pushed (one repository each)
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) pushes: u32,
+    /// registry: how many images are pulled (round robin over the pushed ones)
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) pulls: u32,
+    /// registry: layers per image
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub(crate) layers: u32,
+    /// registry: bytes per layer (K, M, G suffixes: 4M)
+    #[arg(long, default_value = "4M", value_parser = parse_size, value_name = "SIZE")]
+    pub(crate) layer_size: u64,
+    /// registry: bytes per upload chunk (K, M suffixes)
+    #[arg(long, default_value = "1M", value_parser = parse_size, value_name = "SIZE")]
+    pub(crate) chunk_size: u64,
+}
+
+/// A size in bytes: a number with an optional K, M or G suffix (binary units).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, shift) = match text.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&text[..i], 10),
+        Some((i, 'm' | 'M')) => (&text[..i], 20),
+        Some((i, 'g' | 'G')) => (&text[..i], 30),
+        _ => (text, 0),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{text:?} is not a size (e.g. 4M, 512K, 1048576)"))
+}
+
 /// `driver`.
 #[derive(Debug, Args)]
 pub(crate) struct DriverArgs {
@@ -304,6 +481,18 @@ mod tests {
         .expect("parses");
         assert_eq!(cli.selection.driver.as_deref(), Some("inmemory"));
         assert_eq!(cli.selection.params, [("a".to_owned(), "1".to_owned())]);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4M"), Ok(4 << 20));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("-1M").is_err());
+        assert!(parse_size("99999999999G").is_err());
     }
 
     #[test]

@@ -27,6 +27,10 @@ pub(crate) enum Class {
     Unsupported,
     /// The operation clashes with what is stored (a file where a directory is, or below a file).
     Conflict,
+    /// A copy differs from its source (`cp --verify`).
+    Mismatch,
+    /// The driver failed a case of the conformance suite (`check`).
+    CheckFailed,
     /// Ctrl-C.
     Interrupted,
 }
@@ -41,6 +45,8 @@ impl Class {
             Class::Backend => 4,
             Class::Unsupported => 5,
             Class::Conflict => 6,
+            Class::Mismatch => 7,
+            Class::CheckFailed => 8,
             Class::Interrupted => 130,
         }
     }
@@ -70,7 +76,10 @@ Exit codes:
   4    backend failure: the storage service or the driver executable failed
   5    unsupported: the driver does not offer the operation (e.g. url on filesystem)
   6    conflict: a file is where a directory must be, or the other way round
-  130  interrupted (Ctrl-C); a put in progress is cancelled";
+  7    mismatch: cp --verify found a copy whose size or SHA-256 differs from its source
+  8    check failed: the driver broke a rule of the contract in a case of check
+  130  interrupted (Ctrl-C); a put in progress is cancelled, a cp's writers are closed
+       (a rerun resumes them)";
 
 /// A failure of a command: its class and the one line that describes it.
 #[derive(Debug)]

@@ -6,16 +6,24 @@
 //! Modules: [`cli`] (the clap types), [`select`] with [`config`], [`env`] and [`yaml`] (driver
 //! selection), [`commands`] (one module per command), [`exit`] (error classes and exit
 //! codes), [`output`] (formatting), [`progress`] (bars on a terminal), [`interrupt`] (Ctrl-C)
-//! and [`duration`] (`--expires`).
+//! and [`duration`] (`--expires`). For `check` and `bench`: [`check`] (the suite's cases on
+//! scratch stores), [`cleanup`] (deleting them), [`opener`] (opening the driver again, or through its executable with
+//! `--ipc`) and [`panics`] (a failing case's panic as its result). For `cp`: [`copy`] (the
+//! plan, one file's resumable copy, the verification and the summary).
 
+mod check;
+mod cleanup;
 mod cli;
 mod commands;
 mod config;
+mod copy;
 mod duration;
 mod env;
 mod exit;
 mod interrupt;
+mod opener;
 mod output;
+mod panics;
 mod progress;
 mod select;
 mod yaml;

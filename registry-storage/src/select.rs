@@ -98,16 +98,23 @@ pub(crate) fn select(
             source: format!("default: filesystem under {}", root.display()),
         }
     };
-    if !args.params.is_empty() {
-        for (key, value) in &args.params {
-            set_dotted(&mut selection.parameters, key, Value::String(value.clone()));
-        }
-        let keys: Vec<&str> = args.params.iter().map(|(k, _)| k.as_str()).collect();
-        selection
-            .source
-            .push_str(&format!(", --param {}", keys.join(", ")));
-    }
+    apply_params(&mut selection, &args.params, "--param");
     Ok(selection)
+}
+
+/// Sets `params` (`KEY=VALUE` pairs, dotted keys nested) over the selection's parameters and
+/// notes them in its source as given by `option` (`--param`).
+pub(crate) fn apply_params(selection: &mut Selection, params: &[(String, String)], option: &str) {
+    if params.is_empty() {
+        return;
+    }
+    for (key, value) in params {
+        set_dotted(&mut selection.parameters, key, Value::String(value.clone()));
+    }
+    let keys: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
+    selection
+        .source
+        .push_str(&format!(", {option} {}", keys.join(", ")));
 }
 
 /// The registry's `config.yml` at `file`, with the environment's overrides.

@@ -2,10 +2,14 @@
 //! and the suite's benchmarks.
 //!
 //! - [`register_in_process_suite!`] generates one test per behaviour in a driver crate's test
-//!   target; [`register_ipc_suite!`] does the same against a driver executable over IPC.
+//!   target; [`register_ipc_suite!`] does the same against a driver executable over IPC, and
+//!   adds the [`protocol`] kit's cases, which speak frames to the executable directly.
 //! - [`behaviors`] holds the behaviours as plain public async functions taking the driver, to
 //!   run by hand.
-//! - [`bench`](mod@bench) runs the suite's benchmarks (put/get, writer/reader, list, delete) on any driver.
+//! - [`bench`](mod@bench) runs the suite's benchmarks (put/get, writer/reader, list, delete) on any driver,
+//!   and a registry's workload ([`bench::registry`]: pushes, pulls, a garbage collector's walk).
+//! - [`scoped`] holds [`scoped::ScopedDriver`]: a driver below a prefix of another, to run the
+//!   suite on scratch space of a store in use (`registry-storage check` does).
 //! - [`regressions`] and [`processes`] hold what the object-store drivers' own tests check
 //!   against their servers beyond the suite (the Go drivers' regressions, signed URLs, writers
 //!   resumed across processes), as public async functions taking what differs between
@@ -45,8 +49,10 @@ pub mod http;
 pub mod ipc;
 mod macros;
 pub mod processes;
+pub mod protocol;
 pub mod regressions;
 mod runner;
+pub mod scoped;
 pub mod servers;
 pub mod sizes;
 

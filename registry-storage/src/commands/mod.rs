@@ -1,6 +1,9 @@
 //! One module per command; [`run`] creates the driver and dispatches.
 
+mod bench;
 mod cat;
+mod check;
+mod cp;
 mod driver;
 mod du;
 mod ls;
@@ -27,6 +30,15 @@ pub(crate) async fn run(
     if let Command::Driver(args) = &command {
         return driver::run(selection, args);
     }
+    if let Command::Cp(args) = &command {
+        return cp::run(selection, args, interrupt).await;
+    }
+    if let Command::Check(args) = &command {
+        return check::run(selection, args, interrupt).await;
+    }
+    if let Command::Bench(args) = &command {
+        return bench::run(selection, args, interrupt).await;
+    }
     let driver = interrupt.guard(select::open(selection)).await?;
     let driver: &dyn StorageDriver = &*driver;
     match command {
@@ -38,7 +50,7 @@ pub(crate) async fn run(
         Command::Mv(args) => interrupt.guard(mv::run(driver, &args)).await,
         Command::Url(args) => interrupt.guard(url::run(driver, &args)).await,
         Command::Du(args) => interrupt.guard(du::run(driver, &args)).await,
-        Command::Driver(_) => Ok(()),
+        Command::Driver(_) | Command::Cp(_) | Command::Check(_) | Command::Bench(_) => Ok(()),
     }
 }
 

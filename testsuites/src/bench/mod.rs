@@ -7,6 +7,9 @@
 //! | `List5Files`, `List50Files` | `list` of a directory of 5 or 50 files |
 //! | `Delete5Files`, `Delete50Files` | `delete` of a directory of 5 or 50 files (made outside the timing) |
 //!
+//! [`registry`] plays a registry's workload instead: concurrent pushes and pulls on the
+//! registry's own layout, and a garbage collector's walk.
+//!
 //! Each benchmark runs until [`BenchConfig::min_time`] has passed (at least
 //! [`BenchConfig::min_iterations`] times) and reports the mean time per operation and, for
 //! the file benchmarks, the file size over that time (as Go's `b.SetBytes` does).
@@ -22,6 +25,7 @@
 
 pub mod ipc;
 pub mod raw;
+pub mod registry;
 #[cfg(feature = "object-store")]
 pub mod side_by_side;
 
