@@ -929,6 +929,7 @@ async fn a_1_1_client_opens_a_reader_when_it_is_first_read() {
 async fn get_content_with(
     raw: &mut Raw,
     client: &storagedriver_ipc::IpcDriver,
+    version: &str,
     announced: u64,
     pieces: &[&'static [u8]],
 ) -> storagedriver::Result<Bytes> {
@@ -942,6 +943,16 @@ async fn get_content_with(
         json!({"ok": {"size": announced}}),
     )
     .await;
+    // From 1.1 the stream opens with the client's CREDIT, which follows the request: a server
+    // sends nothing before it.
+    if version != "1.0" {
+        loop {
+            let c = raw.next_from_client().await.expect("a frame");
+            if c.kind == FrameType::Credit && c.id == f.id {
+                break;
+            }
+        }
+    }
     for piece in pieces {
         raw.send(FrameType::Data, f.id, *piece).await;
     }
@@ -954,10 +965,10 @@ async fn get_content_with(
 async fn check_announced_size(cases: &[(&[&'static [u8]], &str)]) {
     for version in ["1.0", "1.1"] {
         let (mut raw, client) = raw_server_as(version).await;
-        let got = get_content_with(&mut raw, &client, 5, &[b"abc", b"de"]).await;
+        let got = get_content_with(&mut raw, &client, version, 5, &[b"abc", b"de"]).await;
         assert_eq!(got.expect("the announced size"), "abcde");
         for (pieces, want) in cases {
-            let err = get_content_with(&mut raw, &client, 5, pieces)
+            let err = get_content_with(&mut raw, &client, version, 5, pieces)
                 .await
                 .expect_err("a stream of the wrong size is an error");
             let text = err.to_string();
@@ -1544,12 +1555,12 @@ async fn the_client_resets_a_writer_abandoned_before_its_response() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_walk_entry_ahead_of_the_walk_control_is_fatal() {
     let (mut raw, client) = raw_server_as("1.2").await;
+    let (release, released) = std::sync::mpsc::channel::<()>();
     let walk = tokio::spawn(async move {
-        let mut seen = 0;
-        let mut f = |_: &storagedriver::FileInfo| {
-            seen += 1;
-            // A slow callback: the second entry arrives before the control.
-            std::thread::sleep(Duration::from_millis(100));
+        let mut f = move |_: &storagedriver::FileInfo| {
+            // The callback holds the first entry until the client has seen the second, which
+            // so arrives before the control.
+            let _ = released.recv_timeout(Duration::from_secs(10));
             storagedriver::WalkControl::Continue
         };
         client
@@ -1560,10 +1571,11 @@ async fn a_walk_entry_ahead_of_the_walk_control_is_fatal() {
     let entry = json!({"path":"/a","size":0,"mod_time_s":0,"mod_time_nanos":0,"is_dir":true});
     raw.send_json(FrameType::WalkEntry, id, entry.clone()).await;
     raw.send_json(FrameType::WalkEntry, id, entry).await;
+    let message = client_fatal(&mut raw).await;
+    let _ = release.send(());
     assert!(
-        client_fatal(&mut raw)
-            .await
-            .contains("before the client's WALK_CONTROL")
+        message.contains("before the client's WALK_CONTROL"),
+        "{message}"
     );
     assert!(walk.await.expect("task").is_err());
 }
