@@ -24,6 +24,18 @@ fn answer(index: usize, skip: Option<usize>, stop: Option<usize>) -> WalkControl
     }
 }
 
+/// The callback of a walk that records every entry and answers per [`answer`].
+fn recorder(
+    seen: &mut Vec<(String, bool, u64)>,
+    skip: Option<usize>,
+    stop: Option<usize>,
+) -> impl FnMut(&storagedriver::FileInfo) -> WalkControl + Send + '_ {
+    move |info| {
+        seen.push((info.path.clone(), info.is_dir, info.size));
+        answer(seen.len() - 1, skip, stop)
+    }
+}
+
 async fn native(
     d: &FilesystemDriver,
     from: &str,
@@ -32,12 +44,7 @@ async fn native(
     stop: Option<usize>,
 ) -> Seen {
     let mut seen = Vec::new();
-    let result = d
-        .walk(from, o, &mut |info| {
-            seen.push((info.path.clone(), info.is_dir, info.size));
-            answer(seen.len() - 1, skip, stop)
-        })
-        .await;
+    let result = d.walk(from, o, &mut recorder(&mut seen, skip, stop)).await;
     (seen, result.map_err(|e| e.to_string()))
 }
 
@@ -49,11 +56,7 @@ async fn generic(
     stop: Option<usize>,
 ) -> Seen {
     let mut seen = Vec::new();
-    let result = walk_fallback(d, from, o, &mut |info| {
-        seen.push((info.path.clone(), info.is_dir, info.size));
-        answer(seen.len() - 1, skip, stop)
-    })
-    .await;
+    let result = walk_fallback(d, from, o, &mut recorder(&mut seen, skip, stop)).await;
     (seen, result.map_err(|e| e.to_string()))
 }
 
