@@ -47,6 +47,7 @@ pub mod data;
 pub mod fixture;
 pub mod http;
 pub mod ipc;
+pub mod logs;
 mod macros;
 pub mod processes;
 pub mod protocol;

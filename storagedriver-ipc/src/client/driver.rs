@@ -188,7 +188,7 @@ impl StorageDriver for IpcDriver {
         self.client.capabilities
     }
 
-    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), path))]
+    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), path = %path))]
     async fn get_content(&self, path: &str) -> Result<Bytes> {
         path::check(self.name(), path)?;
         let (mut call, _, consumed) =
@@ -266,7 +266,7 @@ impl StorageDriver for IpcDriver {
         }
     }
 
-    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), path, len = content.len()))]
+    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), path = %path, len = content.len()))]
     async fn put_content(&self, path: &str, content: Bytes) -> Result<()> {
         path::check(self.name(), path)?;
         let (mut call, window, _) =
@@ -308,7 +308,7 @@ impl StorageDriver for IpcDriver {
         call.parse::<serde_json::Value>(&payload).map(drop)
     }
 
-    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), path, offset))]
+    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), path = %path, offset = offset))]
     async fn reader(&self, path: &str, offset: u64) -> Result<ByteStream> {
         path::check(self.name(), path)?;
         let (mut call, _, consumed) =
@@ -329,7 +329,7 @@ impl StorageDriver for IpcDriver {
         }))
     }
 
-    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), path, append))]
+    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), path = %path, append = append))]
     async fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>> {
         path::check(self.name(), path)?;
         let (mut call, window, _) =
@@ -359,7 +359,7 @@ impl StorageDriver for IpcDriver {
         }))
     }
 
-    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), path))]
+    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), path = %path))]
     async fn stat(&self, path: &str) -> Result<FileInfo> {
         path::check_dir(self.name(), path)?;
         let mut call = self.call("stat", Some(path), CallKind::Plain)?;
@@ -374,14 +374,14 @@ impl StorageDriver for IpcDriver {
             .map_err(|m| call.protocol(format!("stat's FILEINFO: {m}")))
     }
 
-    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), path))]
+    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), path = %path))]
     async fn list(&self, path: &str) -> Result<Vec<String>> {
         path::check_dir(self.name(), path)?;
         self.plain("list", path, Request::List { path: path.into() })
             .await
     }
 
-    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), source, dest))]
+    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), source = %source, dest = %dest))]
     async fn rename(&self, source: &str, dest: &str) -> Result<()> {
         path::check(self.name(), source)?;
         path::check(self.name(), dest)?;
@@ -397,7 +397,7 @@ impl StorageDriver for IpcDriver {
         .map(drop)
     }
 
-    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), path))]
+    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), path = %path))]
     async fn delete(&self, path: &str) -> Result<()> {
         path::check(self.name(), path)?;
         self.plain::<serde_json::Value>("delete", path, Request::Delete { path: path.into() })
@@ -405,7 +405,7 @@ impl StorageDriver for IpcDriver {
             .map(drop)
     }
 
-    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), path))]
+    #[tracing::instrument(level = "debug", skip_all, err(level = "debug"), fields(driver = %self.name(), path = %path))]
     async fn url_for(&self, path: &str, options: &UrlOptions) -> Result<String> {
         path::check(self.name(), path)?;
         if !self.client.capabilities.url_for {
