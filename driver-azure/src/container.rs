@@ -37,69 +37,17 @@ pub(crate) enum Outcome {
 
 /// Makes sure the container of `config` exists, creating it when it does not and the
 /// credential may. A credential the service refuses, and a missing container the credential
-/// may not create, are errors that say so; so is an endpoint that does not answer.
+/// may not create, are errors that say so; so is an endpoint that does not answer (after
+/// `max_retries` retries, as for every other request).
 pub(crate) async fn ensure(config: &AzureConfig, store: &MicrosoftAzure) -> Result<Outcome> {
-    let url = format!(
-        "{}/{}?restype=container",
-        config.service_url, config.container
-    );
     let fail = |retry: Retry, text: String| {
         Error::backend(DRIVER_NAME, "create container", None, retry, text)
     };
-    let mut request = Request::builder()
-        .method(Method::PUT)
-        .header("x-ms-version", API_VERSION)
-        .header("content-length", "0");
-    let date = chrono::Utc::now()
-        .format("%a, %d %b %Y %H:%M:%S GMT")
-        .to_string();
-    request = request.header("x-ms-date", &date);
     let credential = store
         .credentials()
         .get_credential()
         .await
         .map_err(|e| fail(Retry::MayHelp, format!("cannot obtain a credential: {e}")))?;
-    let mut uri = url;
-    match (&config.credential, credential.as_ref()) {
-        (Credential::SharedKey(key), _) => {
-            let signature =
-                shared_key_signature(config, key, &date).map_err(|e| fail(Retry::Useless, e))?;
-            request = request.header(
-                "authorization",
-                format!("SharedKey {}:{signature}", config.account),
-            );
-        }
-        (_, AzureCredential::BearerToken(token)) => {
-            let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| {
-                fail(
-                    Retry::Useless,
-                    format!("the OAuth token is not a header value: {e}"),
-                )
-            })?;
-            request = request.header("authorization", value);
-        }
-        (_, AzureCredential::SASToken(pairs)) => {
-            for (key, value) in pairs {
-                uri.push('&');
-                uri.extend(utf8_percent_encode(key, NON_ALPHANUMERIC));
-                uri.push('=');
-                uri.extend(utf8_percent_encode(value, NON_ALPHANUMERIC));
-            }
-        }
-        (_, other) => {
-            return Err(fail(
-                Retry::Useless,
-                format!(
-                    "cannot create a container with a {} credential",
-                    kind(other)
-                ),
-            ));
-        }
-    }
-    let request = request
-        .uri(&uri)
-        .body(HttpRequestBody::empty())
-        .map_err(|e| fail(Retry::Useless, format!("cannot build the request: {e}")))?;
     let client = ReqwestConnector::default()
         .connect(
             &object_store::ClientOptions::new()
@@ -109,12 +57,37 @@ pub(crate) async fn ensure(config: &AzureConfig, store: &MicrosoftAzure) -> Resu
                 .with_timeout(std::time::Duration::from_secs(30)),
         )
         .map_err(|e| fail(Retry::Useless, e.to_string()))?;
-    let response = client.execute(request).await.map_err(|e| {
-        fail(
-            Retry::MayHelp,
-            format!("cannot reach {}: {e}", config.service_url),
-        )
-    })?;
+    // The request is idempotent (an existing container answers 409), so a transport failure
+    // or a 5xx answer is retried like any other request of the store: `max_retries` times,
+    // from `retry_delay`, doubled each time.
+    let mut delay = config.retry_delay;
+    let mut attempt = 0;
+    let response = loop {
+        let request = create_request(config, credential.as_ref())
+            .map_err(|(retry, text)| fail(retry, text))?;
+        let outcome = client.execute(request).await;
+        let retryable = match &outcome {
+            Ok(response) => response.status().is_server_error(),
+            Err(_) => true,
+        };
+        if !retryable || attempt >= config.max_retries {
+            break outcome.map_err(|e| {
+                fail(
+                    Retry::MayHelp,
+                    format!(
+                        "cannot reach {} (attempts: {}): {}",
+                        config.service_url,
+                        attempt + 1,
+                        with_causes(&e)
+                    ),
+                )
+            })?;
+        }
+        attempt += 1;
+        tracing::debug!(driver = DRIVER_NAME, container = %config.container, attempt, ?delay, "retrying create container");
+        tokio::time::sleep(delay).await;
+        delay = delay.saturating_mul(2);
+    };
     let status = response.status();
     let code = response
         .headers()
@@ -183,6 +156,81 @@ pub(crate) async fn ensure(config: &AzureConfig, store: &MicrosoftAzure) -> Resu
             ),
         )),
     }
+}
+
+/// The Create Container request, signed with `credential` (dated now: a retry is re-signed).
+fn create_request(
+    config: &AzureConfig,
+    credential: &AzureCredential,
+) -> std::result::Result<Request<HttpRequestBody>, (Retry, String)> {
+    let mut uri = format!(
+        "{}/{}?restype=container",
+        config.service_url, config.container
+    );
+    let date = chrono::Utc::now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    let mut request = Request::builder()
+        .method(Method::PUT)
+        .header("x-ms-version", API_VERSION)
+        .header("content-length", "0")
+        .header("x-ms-date", &date);
+    match (&config.credential, credential) {
+        (Credential::SharedKey(key), _) => {
+            let signature =
+                shared_key_signature(config, key, &date).map_err(|e| (Retry::Useless, e))?;
+            request = request.header(
+                "authorization",
+                format!("SharedKey {}:{signature}", config.account),
+            );
+        }
+        (_, AzureCredential::BearerToken(token)) => {
+            let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| {
+                (
+                    Retry::Useless,
+                    format!("the OAuth token is not a header value: {e}"),
+                )
+            })?;
+            request = request.header("authorization", value);
+        }
+        (_, AzureCredential::SASToken(pairs)) => {
+            for (key, value) in pairs {
+                uri.push('&');
+                uri.extend(utf8_percent_encode(key, NON_ALPHANUMERIC));
+                uri.push('=');
+                uri.extend(utf8_percent_encode(value, NON_ALPHANUMERIC));
+            }
+        }
+        (_, other) => {
+            return Err((
+                Retry::Useless,
+                format!(
+                    "cannot create a container with a {} credential",
+                    kind(other)
+                ),
+            ));
+        }
+    }
+    request
+        .uri(&uri)
+        .body(HttpRequestBody::empty())
+        .map_err(|e| (Retry::Useless, format!("cannot build the request: {e}")))
+}
+
+/// `err` and every error beneath it, so a user sees "connection refused" or "timed out",
+/// not only "error sending request".
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Whether a listing of the container succeeds.

@@ -91,6 +91,66 @@ async fn the_container_is_created_on_first_use() {
     );
 }
 
+/// CI found this: under load, Azurite dropped the one Create Container request of a
+/// `connect`, which failed at once. The request is idempotent, so it is retried like every
+/// other: here a relay drops the first two connections and forwards the rest to Azurite.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_create_container_request_is_retried() {
+    let Some(server) = azurite() else { return };
+    let upstream = server
+        .service_url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("a host and port")
+        .to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let port = listener.local_addr().expect("an address").port();
+    let relay = tokio::spawn(async move {
+        let mut dropped = 0;
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            if dropped < 2 {
+                dropped += 1;
+                drop(client);
+                continue;
+            }
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if let Ok(mut target) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut target).await;
+                }
+            });
+        }
+    });
+    let container = unique_name("relayed");
+    let mut params = server.parameters_in(&container, "/registry");
+    let path = server.service_url.splitn(4, '/').nth(3).unwrap_or("");
+    params["serviceurl"] = json!(format!("http://127.0.0.1:{port}/{path}"));
+    params["retry_delay"] = json!("10ms");
+    let d = Server::config(params.clone())
+        .connect()
+        .await
+        .expect("connected after two dropped connections");
+    d.put_content("/x", Bytes::from_static(b"relayed"))
+        .await
+        .expect("put into the container the retried request created");
+    relay.abort();
+
+    params["max_retries"] = json!(0);
+    params["serviceurl"] = json!("http://127.0.0.1:1/devstoreaccount1");
+    let err = Server::config(params)
+        .connect()
+        .await
+        .expect_err("nothing listens, and no retry is allowed");
+    assert!(err.to_string().contains("(attempts: 1)"), "{err}");
+    assert!(err.to_string().contains("Connection refused"), "{err}");
+}
+
 /// Azure lists at most 5,000 blobs per page: a directory of 5,100 lists and walks whole.
 #[tokio::test(flavor = "multi_thread")]
 async fn over_five_thousand_blobs_in_one_directory() {
