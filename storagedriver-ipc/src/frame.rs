@@ -244,14 +244,18 @@ impl FrameDecoder {
         self.max_payload
     }
 
-    /// The next frame at the front of `buf`, removed from it; `Ok(None)` when more bytes are
-    /// needed (room for the rest of the frame is then reserved in `buf`).
+    /// The whole length (header and payload) of the frame at the front of `buf`, once its
+    /// length and type bytes are there; `Ok(None)` before.
     ///
     /// # Errors
     ///
-    /// A `length` below 9 or above `9 + max_payload`, or an unknown type: the connection is
-    /// broken and must be closed; `buf` is left as it was.
-    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+    /// As [`FrameDecoder::decode`]: the length or the type breaks the rules.
+    pub fn frame_len(&self, buf: &[u8]) -> Result<Option<usize>, FrameError> {
+        Ok(self.header(buf)?.map(|(total, _)| total))
+    }
+
+    /// The whole length and the type of the frame at the front of `buf`, checked.
+    fn header(&self, buf: &[u8]) -> Result<Option<(usize, FrameType)>, FrameError> {
         if buf.len() < 4 {
             return Ok(None);
         }
@@ -272,7 +276,20 @@ impl FrameDecoder {
         let Some(kind) = FrameType::from_u8(buf[4]) else {
             return Err(FrameError::UnknownType(buf[4]));
         };
-        let total = HEADER_LEN + payload_len;
+        Ok(Some((HEADER_LEN + payload_len, kind)))
+    }
+
+    /// The next frame at the front of `buf`, removed from it; `Ok(None)` when more bytes are
+    /// needed (room for the rest of the frame is then reserved in `buf`).
+    ///
+    /// # Errors
+    ///
+    /// A `length` below 9 or above `9 + max_payload`, or an unknown type: the connection is
+    /// broken and must be closed; `buf` is left as it was.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        let Some((total, kind)) = self.header(buf)? else {
+            return Ok(None);
+        };
         if buf.len() < total {
             // The length is checked: room for this one frame is bounded by the limit.
             buf.reserve(total - buf.len());

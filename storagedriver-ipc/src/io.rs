@@ -26,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::Notify;
 
 use crate::frame::{self, Frame, FrameDecoder, FrameError, FrameType, HEADER_LEN};
+use crate::socket::{self, SocketReader};
 
 /// How much a read asks for when no large frame is being received.
 const READ_CHUNK: usize = 64 * 1024;
@@ -41,8 +42,17 @@ pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 /// A boxed read half.
 pub(crate) type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 
-/// Splits a stream into boxed halves; a `UnixStream` is split without a lock between them.
-pub(crate) fn split_stream<S>(stream: S) -> (BoxRead, BoxWrite)
+/// The read half of a connection.
+pub(crate) enum ReadHalf {
+    /// A Unix socket, registered for readability only (see [`crate::socket`]).
+    Socket(SocketReader),
+    /// Any other stream.
+    Stream(BoxRead),
+}
+
+/// Splits a stream into halves; a tokio `UnixStream` is split into halves that wake only for
+/// their own direction, without a lock between them.
+pub(crate) fn split_stream<S>(stream: S) -> (ReadHalf, BoxWrite)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -51,18 +61,32 @@ where
         .downcast_mut::<Option<tokio::net::UnixStream>>()
         .and_then(Option::take);
     if let Some(unix) = unix {
-        let (r, w) = unix.into_split();
-        return (Box::new(r), Box::new(w));
+        return match socket::split(unix) {
+            Ok((r, w)) => (ReadHalf::Socket(r), Box::new(w)),
+            Err(Some(unix)) => {
+                let (r, w) = unix.into_split();
+                (ReadHalf::Stream(Box::new(r)), Box::new(w))
+            }
+            Err(None) => closed(),
+        };
     }
     match slot {
         Some(s) => {
             let (r, w) = tokio::io::split(Box::pin(s));
-            (Box::new(r), Box::new(w))
+            (ReadHalf::Stream(Box::new(r)), Box::new(w))
         }
-        // Not reached (the stream was taken only if it was a UnixStream); a closed connection
-        // rather than a panic all the same.
-        None => (Box::new(tokio::io::empty()), Box::new(tokio::io::sink())),
+        // Not reached (the stream was taken only if it was a UnixStream).
+        None => closed(),
     }
+}
+
+/// The halves of a connection that is closed already: a failure the caller reports as such,
+/// rather than a panic.
+fn closed() -> (ReadHalf, BoxWrite) {
+    (
+        ReadHalf::Stream(Box::new(tokio::io::empty())),
+        Box::new(tokio::io::sink()),
+    )
 }
 
 /// The state behind the outbox's lock.
@@ -70,6 +94,8 @@ struct OutState {
     io: Option<BoxWrite>,
     queue: VecDeque<Bytes>,
     needs_flush: bool,
+    /// Between [`Outbox::cork`] and [`Outbox::uncork`]: frames are queued, not written.
+    corked: bool,
     task_waker: Option<Waker>,
     error: Option<String>,
 }
@@ -107,6 +133,7 @@ impl Outbox {
                 io: Some(io),
                 queue: VecDeque::new(),
                 needs_flush: false,
+                corked: false,
                 task_waker: None,
                 error: None,
             }),
@@ -151,6 +178,11 @@ impl Outbox {
             ));
         }
         self.enqueued.fetch_add(total as u64, Ordering::Relaxed);
+        if st.corked {
+            // Written together at `uncork`, unless the writer task is at work already.
+            push_frame(&mut st, &header, payload);
+            return Ok(());
+        }
         if !st.queue.is_empty() || st.needs_flush {
             // The writer task owns the socket's waker until it is done: queue behind it.
             push_frame(&mut st, &header, payload);
@@ -235,6 +267,52 @@ impl Outbox {
         Ok(())
     }
 
+    /// Holds back the frames sent from now on, to be written together by [`Outbox::uncork`]:
+    /// a server answering a batch of requests that arrived in one read answers them in one
+    /// write. Frames still go out in the order they were sent.
+    pub(crate) fn cork(&self) {
+        self.lock().corked = true;
+    }
+
+    /// Writes what was held back since [`Outbox::cork`]: straight to the socket when it takes
+    /// it all at once, else through the writer task.
+    pub(crate) fn uncork(&self) {
+        let mut st = self.lock();
+        st.corked = false;
+        if st.queue.is_empty() {
+            return;
+        }
+        if st.needs_flush || st.task_waker.is_none() {
+            // The writer task owns the socket (or has not started): leave the queue to it.
+            wake(&mut st);
+            return;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        let OutState { io, queue, .. } = &mut *st;
+        let Some(io) = io.as_mut() else { return };
+        let slices: Vec<IoSlice<'_>> = queue
+            .iter()
+            .take(MAX_IOV)
+            .map(|b| IoSlice::new(b))
+            .collect();
+        let written = match Pin::new(&mut **io).poll_write_vectored(&mut cx, &slices) {
+            Poll::Ready(Ok(n)) if n > 0 => n,
+            // Nothing taken, or an error: the writer task retries it and reports the error.
+            _ => 0,
+        };
+        drop(slices);
+        consume(queue, written);
+        self.written.fetch_add(written as u64, Ordering::Relaxed);
+        if !st.queue.is_empty() {
+            st.needs_flush = true;
+            wake(&mut st);
+        }
+        drop(st);
+        if written > 0 {
+            self.progress.notify_waiters();
+        }
+    }
+
     /// Waits until everything sent so far has been handed to the socket, or `timeout` passed,
     /// or the outbox closed. True when everything went out.
     pub(crate) async fn drain(&self, timeout: Duration) -> bool {
@@ -311,6 +389,23 @@ fn push_frame(st: &mut OutState, header: &[u8; HEADER_LEN], payload: Bytes) {
     }
 }
 
+/// Drops the first `n` bytes of `queue`, which the socket took.
+fn consume(queue: &mut VecDeque<Bytes>, mut n: usize) {
+    while n > 0 {
+        let Some(front) = queue.front_mut() else {
+            break;
+        };
+        if n >= front.len() {
+            n -= front.len();
+            queue.pop_front();
+        } else {
+            let rest = front.slice(n..);
+            *front = rest;
+            n = 0;
+        }
+    }
+}
+
 /// The unwritten parts of `first` then `second`, `done` bytes in.
 fn slices_from<'a>(first: &'a [u8], second: &'a [u8], done: usize) -> [IoSlice<'a>; 2] {
     if done < first.len() {
@@ -372,23 +467,11 @@ fn poll_writer(outbox: &Outbox, cx: &mut Context<'_>) -> Poll<()> {
                 outbox.fail_locked(&mut st, "the connection accepts no more bytes".to_owned());
                 return Poll::Ready(());
             }
-            Poll::Ready(Ok(mut n)) => {
+            Poll::Ready(Ok(n)) => {
                 drop(slices);
                 outbox.written.fetch_add(n as u64, Ordering::Relaxed);
                 *needs_flush = true;
-                while n > 0 {
-                    let Some(front) = queue.front_mut() else {
-                        break;
-                    };
-                    if n >= front.len() {
-                        n -= front.len();
-                        queue.pop_front();
-                    } else {
-                        let rest = front.slice(n..);
-                        *front = rest;
-                        n = 0;
-                    }
-                }
+                consume(queue, n);
                 outbox.progress.notify_waiters();
             }
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -428,14 +511,14 @@ impl std::fmt::Display for ReadEnd {
 
 /// Reads frames: a buffer, a decoder and the read half.
 pub(crate) struct FrameReader {
-    io: BoxRead,
+    io: ReadHalf,
     buf: BytesMut,
     decoder: FrameDecoder,
 }
 
 impl FrameReader {
     /// A reader over `io`.
-    pub(crate) fn new(io: BoxRead) -> FrameReader {
+    pub(crate) fn new(io: ReadHalf) -> FrameReader {
         FrameReader {
             io,
             buf: BytesMut::with_capacity(READ_CHUNK),
@@ -445,15 +528,32 @@ impl FrameReader {
 
     /// The next frame already in the buffer, without reading.
     pub(crate) fn buffered(&mut self) -> Result<Option<Frame>, ReadEnd> {
+        if let ReadHalf::Socket(_) = self.io {
+            // A long frame is read into room of its own: do not let the decoder reserve it.
+            let total = self.decoder.frame_len(&self.buf).map_err(ReadEnd::Frame)?;
+            if total.is_some_and(|total| total > socket::SCRATCH && total > self.buf.len()) {
+                return Ok(None);
+            }
+        }
         self.decoder.decode(&mut self.buf).map_err(ReadEnd::Frame)
     }
 
     /// Reads more bytes into the buffer (cancel safe: bytes read are kept).
     pub(crate) async fn fill(&mut self) -> Result<(), ReadEnd> {
-        if self.buf.capacity() - self.buf.len() < 1024 {
-            self.buf.reserve(READ_CHUNK);
-        }
-        match self.io.read_buf(&mut self.buf).await {
+        let read = match &mut self.io {
+            ReadHalf::Socket(socket) => {
+                let total = self.decoder.frame_len(&self.buf).map_err(ReadEnd::Frame)?;
+                let buf = &mut self.buf;
+                poll_fn(|cx| socket.poll_fill(cx, buf, total)).await
+            }
+            ReadHalf::Stream(io) => {
+                if self.buf.capacity() - self.buf.len() < 1024 {
+                    self.buf.reserve(READ_CHUNK);
+                }
+                io.read_buf(&mut self.buf).await
+            }
+        };
+        match read {
             Ok(0) => Err(ReadEnd::Eof),
             Ok(_) => Ok(()),
             Err(e) => Err(ReadEnd::Io(e)),

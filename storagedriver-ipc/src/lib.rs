@@ -53,6 +53,7 @@ mod flow;
 pub mod frame;
 mod io;
 mod server;
+mod socket;
 mod wire;
 
 pub use client::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_LIVENESS_TIMEOUT, IpcDriver, SpawnOptions};

@@ -17,7 +17,7 @@ use crate::child::ChildHandle;
 use crate::error::{Failure, IpcError};
 use crate::flow::Flow;
 use crate::frame::FrameType;
-use crate::io::{BoxRead, BoxWrite, FrameReader, Outbox, ReadEnd, split_stream};
+use crate::io::{BoxWrite, FrameReader, Outbox, ReadEnd, ReadHalf, split_stream};
 use crate::wire::{self};
 use crate::{PARAMETERS_ENV, PROTOCOL_VERSION, SOCKET_ENV};
 
@@ -178,7 +178,7 @@ pub(super) fn restrict(_dir: &Path) -> std::io::Result<()> {
 /// `child` is the spawned server and its executable's path (named in errors).
 pub(super) async fn start(
     name: &str,
-    read: BoxRead,
+    read: ReadHalf,
     write: BoxWrite,
     child: Option<(ChildHandle, String)>,
     liveness_timeout: Duration,

@@ -116,6 +116,7 @@ where
     let mut reader = FrameReader::new(read);
     let mut tasks = JoinSet::new();
     let end = run(&server, &mut reader, &mut tasks).await;
+    server.out.uncork();
     tasks.abort_all();
     // Dropping the walk controls ends walks blocked on them.
     let streams = std::mem::take(&mut *server.lock());
@@ -162,11 +163,22 @@ pub(super) async fn run(
         return server.fatal(e);
     }
     loop {
-        let frame = match reader.next().await {
-            Ok(frame) => frame,
-            Err(ReadEnd::Eof) => return End::Eof,
-            Err(ReadEnd::Frame(e)) => return server.fatal(ProtocolError(e.to_string())),
-            Err(e) => return End::Failed(e.to_string()),
+        // The frames of one read are dispatched corked: the answers of the requests that
+        // complete at once leave in one write, before the next read.
+        let frame = match reader.buffered() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => {
+                server.out.uncork();
+                match reader.fill().await {
+                    Ok(()) => {
+                        server.out.cork();
+                        continue;
+                    }
+                    Err(ReadEnd::Eof) => return End::Eof,
+                    Err(e) => return End::Failed(e.to_string()),
+                }
+            }
+            Err(e) => return server.fatal(ProtocolError(e.to_string())),
         };
         match server.dispatch(frame, tasks) {
             Ok(true) => {}
