@@ -116,6 +116,36 @@ fn rounds() -> usize {
         .unwrap_or(5)
 }
 
+/// Times both contenders `rounds()` times, `run(0)` and `run(1)` in alternating order, and
+/// prints each round's figures.
+async fn alternate(series: &mut [Series; 2], mut run: impl AsyncFnMut(usize) -> Duration) {
+    for round in 0..rounds() {
+        for which in [round % 2, 1 - round % 2] {
+            let took = run(which).await;
+            series[which].times.push(took);
+        }
+        eprintln!(
+            "round {}: {} {:?}, {} {:?}",
+            round + 1,
+            series[0].name,
+            series[0].times[round],
+            series[1].name,
+            series[1].times[round]
+        );
+    }
+}
+
+/// `registry-storage` on the destination of `to` (its `--to-driver`/`--to-param` arguments),
+/// running `args` (an `rm`).
+fn on_destination(src_root: &Path, to: &[String], args: &[&str]) -> Command {
+    let mut command = registry_storage(src_root, args);
+    command.args(to.iter().map(|a| {
+        a.replace("--to-driver", "--driver")
+            .replace("--to-param", "-p")
+    }));
+    command
+}
+
 /// Prints the table of `series`, the first being the reference.
 fn report(title: &str, size: u64, series: &[Series]) {
     println!("\n{title}\n");
@@ -156,38 +186,30 @@ fn report(title: &str, size: u64, series: &[Series]) {
 }
 
 /// 1 GiB filesystem → filesystem: the system `cp` against `registry-storage cp`.
-fn filesystem(dir: &Path, size: u64) {
+async fn filesystem(dir: &Path, size: u64) {
     let src_root = dir.join("src");
     let file = src_root.join("big/data");
     make_file(&file, size);
     let dst_root = dir.join("dst");
     let mut series = [Series::new("system cp"), Series::new("registry-storage cp")];
     let to_param = format!("rootdirectory={}", dst_root.display());
-    for round in 0..rounds() {
-        for which in [round % 2, 1 - round % 2] {
-            let _ = std::fs::remove_dir_all(&dst_root);
-            must(std::fs::create_dir_all(dst_root.join("copy")), "mkdir");
-            let took = if which == 0 {
-                timed(
-                    Command::new("cp")
-                        .arg(&file)
-                        .arg(dst_root.join("copy/data")),
-                )
-            } else {
-                timed(&mut registry_storage(
-                    &src_root,
-                    &["cp", "/big/data", "/copy/data", "--to-param", &to_param],
-                ))
-            };
-            series[which].times.push(took);
+    alternate(&mut series, async |which| {
+        let _ = std::fs::remove_dir_all(&dst_root);
+        must(std::fs::create_dir_all(dst_root.join("copy")), "mkdir");
+        if which == 0 {
+            timed(
+                Command::new("cp")
+                    .arg(&file)
+                    .arg(dst_root.join("copy/data")),
+            )
+        } else {
+            timed(&mut registry_storage(
+                &src_root,
+                &["cp", "/big/data", "/copy/data", "--to-param", &to_param],
+            ))
         }
-        eprintln!(
-            "round {}: cp {:?}, registry-storage cp {:?}",
-            round + 1,
-            series[0].times[round],
-            series[1].times[round]
-        );
-    }
+    })
+    .await;
     let _ = std::fs::remove_dir_all(&dst_root);
     report(
         &format!(
@@ -275,35 +297,17 @@ async fn s3(dir: &Path, size: u64) {
         Series::new("object_store multipart (10 MiB parts, 2 in flight)"),
         Series::new("registry-storage cp"),
     ];
-    for round in 0..rounds() {
-        for which in [round % 2, 1 - round % 2] {
-            let took = if which == 0 {
-                direct_upload(&store, &direct_key, &file, chunk, parts).await
-            } else {
-                let mut rm = registry_storage(&src_root, &["rm", "/copy/data"]);
-                rm.args(to.iter().map(|a| {
-                    a.replace("--to-driver", "--driver")
-                        .replace("--to-param", "-p")
-                }));
-                let _ = rm.output();
-                timed(&mut registry_storage(&src_root, &cp_args))
-            };
-            series[which].times.push(took);
+    alternate(&mut series, async |which| {
+        if which == 0 {
+            direct_upload(&store, &direct_key, &file, chunk, parts).await
+        } else {
+            let _ = on_destination(&src_root, &to, &["rm", "/copy/data"]).output();
+            timed(&mut registry_storage(&src_root, &cp_args))
         }
-        eprintln!(
-            "round {}: object_store {:?}, registry-storage cp {:?}",
-            round + 1,
-            series[0].times[round],
-            series[1].times[round]
-        );
-    }
+    })
+    .await;
     let _ = store.delete(&direct_key).await;
-    let mut rm = registry_storage(&src_root, &["rm", "-r", "/copy"]);
-    rm.args(to.iter().map(|a| {
-        a.replace("--to-driver", "--driver")
-            .replace("--to-param", "-p")
-    }));
-    let _ = rm.output();
+    let _ = on_destination(&src_root, &to, &["rm", "-r", "/copy"]).output();
     report(
         &format!(
             "filesystem → S3 (Garage), {} MiB, {}, load average {}",
@@ -327,12 +331,14 @@ fn main() {
         * MIB;
     let temp = must(tempfile::tempdir(), "a temporary directory");
     let dir = temp.path();
-    filesystem(dir, size);
     let runtime = must(
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build(),
         "a runtime",
     );
-    runtime.block_on(s3(dir, size));
+    runtime.block_on(async {
+        filesystem(dir, size).await;
+        s3(dir, size).await;
+    });
 }

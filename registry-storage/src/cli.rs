@@ -353,6 +353,9 @@ pub(crate) struct CheckArgs {
     /// A JSON object {driver, mode, scratch, cases: [{case, status, reason, seconds}], summary}
     #[arg(long)]
     pub(crate) json: bool,
+    /// A case that takes longer fails, and the check goes on (e.g. 90s, 10m)
+    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = crate::duration::parse)]
+    pub(crate) case_timeout: Duration,
 }
 
 /// The help that follows `bench`'s options.

@@ -1,4 +1,5 @@
-//! Durations as Go writes them (`20m`, `1h30m`, `90s`, `1.5h`), for `url --expires`.
+//! Durations as Go writes them (`20m`, `1h30m`, `90s`, `1.5h`), for `url --expires` and
+//! `check --case-timeout`.
 
 use std::time::Duration;
 

@@ -221,6 +221,48 @@ fn the_broken_driver_fails_with_the_reasons_of_its_bugs() {
     );
 }
 
+/// A driver that stops answering fails the case after `--case-timeout`, and the check goes
+/// on to the next case instead of hanging.
+#[test]
+fn a_case_the_driver_never_answers_fails_after_the_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = command();
+    quick(&mut cmd)
+        .env("BROKEN_STALL_STAT", "1")
+        .env("PATH", path_with_fixtures())
+        .args([
+            "--driver",
+            "broken",
+            "-p",
+            &format!("rootdirectory={}", dir.path().join("root").display()),
+            "check",
+            "--filter",
+            "stat_",
+            "--case-timeout",
+            "2s",
+            "--json",
+        ]);
+    let started = std::time::Instant::now();
+    let run = run(cmd, b"");
+    assert_eq!(run.code, 8, "exit code of a failed check; {}", run.stderr);
+    let rows = rows(&report(&run));
+    assert!(rows.len() > 1, "{rows:?}");
+    for (case, status, reason) in &rows {
+        assert_eq!(status, "fail", "{case}: {reason}");
+        assert!(
+            reason.starts_with("no result after 2s (the driver stopped answering"),
+            "{case}: {reason}"
+        );
+    }
+    let bound = std::time::Duration::from_secs(8 * rows.len() as u64 + 30);
+    assert!(
+        started.elapsed() < bound,
+        "{:?} for {} cases",
+        started.elapsed(),
+        rows.len()
+    );
+}
+
 #[test]
 fn a_filter_runs_some_cases_and_one_matching_none_is_invalid_input() {
     let mut cmd = command();

@@ -41,6 +41,11 @@ pub(crate) const SCRATCH: usize = 64 * 1024;
 pub(crate) fn split(
     stream: tokio::net::UnixStream,
 ) -> Result<(SocketReader, SocketWriter), Option<tokio::net::UnixStream>> {
+    // The write half registers later, when a write first waits: with this runtime's reactor,
+    // whichever thread (or runtime) that write happens on.
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return Err(Some(stream));
+    };
     let std = stream.into_std().map_err(|_| None)?;
     let write = match std
         .try_clone()
@@ -57,7 +62,7 @@ pub(crate) fn split(
                 big: None,
                 after_big: false,
             },
-            SocketWriter::new(write),
+            SocketWriter::new(write, runtime),
         )),
         Err((std, _)) => {
             drop(write);
@@ -182,6 +187,8 @@ const COPY_SLACK: usize = 8 * 1024;
 /// a write waits for room.
 pub(crate) struct SocketWriter {
     fd: WriteFd,
+    /// The runtime of the connection, whose reactor the registration goes to.
+    runtime: tokio::runtime::Handle,
 }
 
 /// The write half's descriptor, registered with the reactor or not.
@@ -193,9 +200,10 @@ enum WriteFd {
 }
 
 impl SocketWriter {
-    fn new(socket: UnixStream) -> SocketWriter {
+    fn new(socket: UnixStream, runtime: tokio::runtime::Handle) -> SocketWriter {
         SocketWriter {
             fd: WriteFd::Plain(socket),
+            runtime,
         }
     }
 
@@ -213,7 +221,11 @@ impl SocketWriter {
             let WriteFd::Plain(socket) = std::mem::replace(&mut self.fd, WriteFd::Moving) else {
                 return Ok(());
             };
-            match register(socket, Interest::WRITABLE) {
+            let registered = {
+                let _runtime = self.runtime.enter();
+                register(socket, Interest::WRITABLE)
+            };
+            match registered {
                 Ok(fd) => self.fd = WriteFd::Waiting(fd),
                 Err((socket, e)) => {
                     self.fd = WriteFd::Plain(socket);
@@ -311,6 +323,643 @@ impl Drop for SocketWriter {
     fn drop(&mut self) {
         if let Some(socket) = self.socket() {
             let _ = socket.shutdown(std::net::Shutdown::Write);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Wake, Waker};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::time::{sleep, timeout};
+
+    use super::*;
+    use crate::frame::{Frame, FrameDecoder, FrameType, MAX_PAYLOAD, encode};
+    use crate::io::{BoxWrite, FrameReader, Outbox, ReadEnd, ReadHalf, split_stream};
+
+    /// Long enough never to fire when the code is right; a hang fails instead of blocking.
+    const LIMIT: Duration = Duration::from_secs(10);
+
+    /// The byte at `pos` of a stream or payload seeded by `seed`: a lost, repeated or moved
+    /// byte shows.
+    fn byte_at(seed: u64, pos: usize) -> u8 {
+        ((pos as u64 ^ seed.rotate_left(40)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8
+    }
+
+    fn pattern(seed: u64, from: usize, len: usize) -> Vec<u8> {
+        (from..from + len).map(|p| byte_at(seed, p)).collect()
+    }
+
+    /// The wire bytes of DATA frames `(id, payload length)`, payloads from [`pattern`].
+    fn wire(frames: &[(u64, usize)]) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        for &(id, len) in frames {
+            encode(
+                &Frame::new(FrameType::Data, id, pattern(id, 0, len)),
+                &mut out,
+            )
+            .expect("a payload within the limit");
+        }
+        out.to_vec()
+    }
+
+    fn assert_frame(frame: &Frame, id: u64, len: usize) {
+        assert_eq!(
+            (frame.kind, frame.id, frame.payload.len()),
+            (FrameType::Data, id, len)
+        );
+        assert!(
+            frame.payload[..] == pattern(id, 0, len)[..],
+            "payload of frame {id} ({len} bytes) corrupted"
+        );
+    }
+
+    /// Our end split as the crate splits it: it must be the socket path, not the fallback.
+    fn frame_reader(stream: tokio::net::UnixStream) -> (FrameReader, BoxWrite) {
+        let (read, write) = split_stream(stream);
+        assert!(
+            matches!(read, ReadHalf::Socket(_)),
+            "a Unix socket is split"
+        );
+        (FrameReader::new(read), write)
+    }
+
+    fn socket_pair() -> (SocketReader, SocketWriter, tokio::net::UnixStream) {
+        let (ours, peer) = tokio::net::UnixStream::pair().expect("a socket pair");
+        let (reader, writer) = split(ours).expect("the socket splits");
+        (reader, writer, peer)
+    }
+
+    /// Payload lengths around every boundary: empty, small, a whole frame of exactly
+    /// `SCRATCH` bytes (scratch path), `SCRATCH + 1` (a vector of its own), the maximum, several
+    /// maxima in a row, small frames right after large ones.
+    fn mixed_frames() -> Vec<(u64, usize)> {
+        let lens = [
+            0,
+            100,
+            SCRATCH - HEADER_LEN,
+            SCRATCH - HEADER_LEN + 1,
+            0,
+            MAX_PAYLOAD,
+            MAX_PAYLOAD,
+            MAX_PAYLOAD,
+            1,
+            100,
+            SCRATCH - HEADER_LEN - 1,
+            SCRATCH - HEADER_LEN + 1,
+            SCRATCH - HEADER_LEN,
+            SCRATCH,
+            MAX_PAYLOAD - 1,
+            0,
+            SCRATCH + 1,
+            13,
+            MAX_PAYLOAD,
+            5,
+        ];
+        lens.iter()
+            .enumerate()
+            .map(|(i, &len)| (i as u64 + 1, len))
+            .collect()
+    }
+
+    /// The peer writes `frames` in pieces of the sizes in `pieces` (cycled), pausing between
+    /// them; every frame must come out whole, in order and intact, then end of file.
+    async fn frames_survive_pieces(pieces: &[usize]) {
+        let frames = mixed_frames();
+        let bytes = wire(&frames);
+        let (ours, mut peer) = tokio::net::UnixStream::pair().expect("a socket pair");
+        let (mut reader, _write) = frame_reader(ours);
+        let pieces = pieces.to_vec();
+        let writer = tokio::spawn(async move {
+            let (mut at, mut k) = (0, 0);
+            while at < bytes.len() {
+                let n = pieces[k % pieces.len()].min(bytes.len() - at);
+                peer.write_all(&bytes[at..at + n])
+                    .await
+                    .expect("the peer writes");
+                at += n;
+                k += 1;
+                match k % 4 {
+                    0 => sleep(Duration::from_millis(1)).await,
+                    2 => tokio::task::yield_now().await,
+                    _ => {}
+                }
+            }
+        });
+        for &(id, len) in &frames {
+            let frame = timeout(LIMIT, reader.next())
+                .await
+                .expect("the frame arrives")
+                .expect("a frame");
+            assert_frame(&frame, id, len);
+        }
+        writer.await.expect("the peer wrote everything");
+        let end = timeout(LIMIT, reader.next())
+            .await
+            .expect("no hang at the end");
+        assert!(matches!(end, Err(ReadEnd::Eof)), "end of file, got {end:?}");
+    }
+
+    /// Frames of every size arrive whole through pieces of 1, 7, 13 bytes and 65 KiB.
+    #[tokio::test]
+    async fn frames_arrive_whole_from_awkward_pieces() {
+        frames_survive_pieces(&[1, 7, 13, 65 * 1024]).await;
+    }
+
+    /// The same, with the reader on another thread than the peer, and other cuts: pieces that
+    /// straddle the scratch size, headers cut after 3 and 12 bytes, everything at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn frames_arrive_whole_across_threads() {
+        frames_survive_pieces(&[13, 1, 7, 65 * 1024]).await;
+        frames_survive_pieces(&[SCRATCH + 1, 3, SCRATCH - 1, 12, 100_000]).await;
+        frames_survive_pieces(&[usize::MAX]).await;
+    }
+
+    /// Reads `reader` once into `buf`, as `FrameReader::fill` does.
+    async fn fill(reader: &mut SocketReader, buf: &mut BytesMut) -> usize {
+        let total = FrameDecoder::new().frame_len(buf).expect("valid framing");
+        read_once(reader, buf, total).await
+    }
+
+    /// Reads `reader` once into `buf`, told the length of the frame at its front, if any.
+    async fn read_once(
+        reader: &mut SocketReader,
+        buf: &mut BytesMut,
+        frame: Option<usize>,
+    ) -> usize {
+        timeout(LIMIT, poll_fn(|cx| reader.poll_fill(cx, buf, frame)))
+            .await
+            .expect("bytes are there")
+            .expect("the read works")
+    }
+
+    /// A frame longer than `SCRATCH` is read into a vector of its own and handed over whole;
+    /// the read after it takes only the next header; a frame of exactly `SCRATCH` bytes goes
+    /// through the scratch buffer and does not limit the next read.
+    #[tokio::test]
+    async fn large_frame_then_header_only_read() {
+        let frames = [
+            (1, SCRATCH - HEADER_LEN + 1),
+            (2, 100),
+            (3, SCRATCH - HEADER_LEN),
+            (4, 100),
+        ];
+        let first = wire(&frames[..1]);
+        let rest = wire(&frames[1..]);
+        let (mut reader, _writer, mut peer) = socket_pair();
+        let writing = tokio::spawn(async move {
+            peer.write_all(&first).await.expect("the peer writes");
+            peer
+        });
+        let mut decoder = FrameDecoder::new();
+        let mut buf = BytesMut::new();
+        while !reader.after_big {
+            assert!(
+                fill(&mut reader, &mut buf).await > 0,
+                "no early end of file"
+            );
+            if reader.big.is_some() {
+                assert!(buf.is_empty(), "a large frame's bytes go to its own vector");
+            }
+        }
+        assert!(reader.big.is_none());
+        assert_eq!(buf.len(), SCRATCH + 1, "the whole frame is handed over");
+        let frame = decoder.decode(&mut buf).expect("valid").expect("whole");
+        assert_frame(&frame, 1, SCRATCH - HEADER_LEN + 1);
+        assert!(buf.is_empty());
+
+        // The rest (about 64 KiB) fits in the socket's buffer: all of it is there to read.
+        let mut peer = timeout(LIMIT, writing)
+            .await
+            .expect("the first frame is read")
+            .expect("the peer");
+        timeout(LIMIT, peer.write_all(&rest))
+            .await
+            .expect("the socket buffer holds the rest")
+            .expect("the peer writes");
+        assert_eq!(
+            fill(&mut reader, &mut buf).await,
+            HEADER_LEN,
+            "only a header"
+        );
+        assert!(!reader.after_big);
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            match decoder.decode(&mut buf).expect("valid") {
+                Some(frame) => got.push(frame),
+                None => {
+                    assert!(fill(&mut reader, &mut buf).await > HEADER_LEN);
+                }
+            }
+        }
+        assert!(
+            reader.big.is_none() && !reader.after_big,
+            "no large frame here"
+        );
+        for (frame, &(id, len)) in got.iter().zip(&frames[1..]) {
+            assert_frame(frame, id, len);
+        }
+        assert!(buf.is_empty());
+    }
+
+    /// The peer writes `bytes` (pausing in the middle) and closes; `whole` frames arrive,
+    /// then the reader reports end of file (or an error), again on every later call, and
+    /// neither hangs nor panics.
+    async fn eof_after(bytes: Vec<u8>, whole: &[(u64, usize)]) {
+        let (ours, mut peer) = tokio::net::UnixStream::pair().expect("a socket pair");
+        let (mut reader, _write) = frame_reader(ours);
+        let writer = tokio::spawn(async move {
+            let half = bytes.len() / 2;
+            peer.write_all(&bytes[..half])
+                .await
+                .expect("the peer writes");
+            sleep(Duration::from_millis(5)).await;
+            peer.write_all(&bytes[half..])
+                .await
+                .expect("the peer writes");
+            sleep(Duration::from_millis(5)).await;
+            // Dropping the stream closes the peer's end.
+        });
+        for &(id, len) in whole {
+            let frame = timeout(LIMIT, reader.next())
+                .await
+                .expect("the frame arrives")
+                .expect("a whole frame");
+            assert_frame(&frame, id, len);
+        }
+        for _ in 0..3 {
+            let end = timeout(LIMIT, reader.next())
+                .await
+                .expect("end of file is reported, not waited on");
+            assert!(
+                matches!(end, Err(ReadEnd::Eof | ReadEnd::Io(_))),
+                "end of file or an error, got {end:?}"
+            );
+        }
+        writer.await.expect("the peer");
+    }
+
+    /// End of file in the middle of a header, of a small frame and of a large one (read into
+    /// a vector of its own or not yet), and right after a large frame, is end of file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn eof_mid_frame_is_end_of_file() {
+        let big = wire(&[(1, MAX_PAYLOAD)]);
+        let over = wire(&[(1, SCRATCH - HEADER_LEN + 1)]);
+        let small = wire(&[(1, 100)]);
+        let cut = |bytes: &[u8], n: usize| bytes[..n].to_vec();
+        let then = |a: &[u8], b: &[u8]| [a, b].concat();
+
+        eof_after(Vec::new(), &[]).await;
+        eof_after(cut(&small, 3), &[]).await;
+        eof_after(cut(&small, 7), &[]).await;
+        eof_after(cut(&small, HEADER_LEN - 1), &[]).await;
+        eof_after(cut(&small, HEADER_LEN + 50), &[]).await;
+        eof_after(cut(&big, HEADER_LEN), &[]).await;
+        eof_after(cut(&big, HEADER_LEN + 1), &[]).await;
+        eof_after(cut(&big, SCRATCH), &[]).await;
+        eof_after(cut(&big, HEADER_LEN + 500_000), &[]).await;
+        eof_after(cut(&big, big.len() - 1), &[]).await;
+        eof_after(cut(&over, over.len() - 1), &[]).await;
+        eof_after(then(&small, &cut(&big, 600_000)), &[(1, 100)]).await;
+        eof_after(big.clone(), &[(1, MAX_PAYLOAD)]).await;
+        eof_after(then(&big, &cut(&small, 5)), &[(1, MAX_PAYLOAD)]).await;
+        eof_after(
+            then(&big, &cut(&small, HEADER_LEN + 1)),
+            &[(1, MAX_PAYLOAD)],
+        )
+        .await;
+        eof_after(then(&big, &cut(&big, HEADER_LEN + 1)), &[(1, MAX_PAYLOAD)]).await;
+        eof_after(
+            then(&over, &cut(&over, over.len() - 1)),
+            &[(1, SCRATCH - HEADER_LEN + 1)],
+        )
+        .await;
+    }
+
+    /// Counts its wake-ups.
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Writes to `writer` with a waker that does nothing until the socket is full.
+    fn fill_socket(writer: &mut SocketWriter) -> usize {
+        let chunk = vec![7u8; 64 * 1024];
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut written = 0;
+        for _ in 0..10_000 {
+            match Pin::new(&mut *writer).poll_write(&mut cx, &chunk) {
+                Poll::Ready(Ok(n)) => written += n,
+                Poll::Ready(Err(e)) => panic!("write failed: {e}"),
+                Poll::Pending => return written,
+            }
+        }
+        panic!("the socket never filled up");
+    }
+
+    /// The writer writes without a registration, registers only once a write would block,
+    /// is woken when the peer makes room, and drops the registration on flush; the cycle
+    /// repeats.
+    #[tokio::test]
+    async fn writer_registers_only_while_blocked() {
+        let (_reader, mut writer, mut peer) = socket_pair();
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..100 {
+            let ready = Pin::new(&mut writer).poll_write(&mut cx, b"small");
+            assert!(matches!(ready, Poll::Ready(Ok(5))));
+        }
+        assert!(
+            matches!(writer.fd, WriteFd::Plain(_)),
+            "no registration yet"
+        );
+        let mut sent = 500;
+        for round in 0..3 {
+            sent += fill_socket(&mut writer);
+            assert!(matches!(writer.fd, WriteFd::Waiting(_)), "round {round}");
+            let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+            let waker = Waker::from(Arc::clone(&wakes));
+            let pending = Pin::new(&mut writer).poll_write(&mut Context::from_waker(&waker), b"x");
+            assert!(pending.is_pending(), "still full");
+            // The peer reads everything: the writer must be woken.
+            let mut buf = vec![0u8; 1 << 20];
+            let mut read = 0;
+            while read < sent {
+                read += timeout(LIMIT, peer.read(&mut buf))
+                    .await
+                    .expect("the peer reads")
+                    .expect("a read");
+            }
+            assert_eq!(read, sent);
+            sent = 0;
+            timeout(LIMIT, async {
+                while wakes.0.load(Ordering::SeqCst) == 0 {
+                    sleep(Duration::from_millis(1)).await;
+                }
+            })
+            .await
+            .expect("the writer is woken once there is room");
+            let wrote = Pin::new(&mut writer).poll_write(&mut cx, b"x");
+            assert!(matches!(wrote, Poll::Ready(Ok(1))));
+            sent += 1;
+            assert!(
+                matches!(writer.fd, WriteFd::Waiting(_)),
+                "kept until flushed"
+            );
+            assert!(Pin::new(&mut writer).poll_flush(&mut cx).is_ready());
+            assert!(matches!(writer.fd, WriteFd::Plain(_)), "flush unregisters");
+        }
+    }
+
+    /// A write that first waits on a thread outside any runtime (a call or writer dropped
+    /// there sends its last frame) registers with the connection's runtime, which wakes it
+    /// once the peer makes room: no "no reactor running" panic, no wake-up that never comes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_that_waits_outside_the_runtime_registers_with_the_connections() {
+        let (_reader, writer, mut peer) = socket_pair();
+        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+        let waker = Waker::from(Arc::clone(&wakes));
+        let (mut writer, sent) = std::thread::spawn(move || {
+            let mut writer = writer;
+            let sent = fill_socket(&mut writer);
+            let pending = Pin::new(&mut writer).poll_write(&mut Context::from_waker(&waker), b"x");
+            assert!(pending.is_pending(), "still full");
+            (writer, sent)
+        })
+        .join()
+        .expect("no panic outside the runtime");
+        assert!(matches!(writer.fd, WriteFd::Waiting(_)));
+        let mut buf = vec![0u8; 1 << 20];
+        let mut read = 0;
+        while read < sent {
+            read += timeout(LIMIT, peer.read(&mut buf))
+                .await
+                .expect("the peer reads")
+                .expect("a read");
+        }
+        timeout(LIMIT, async {
+            while wakes.0.load(Ordering::SeqCst) == 0 {
+                sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("the connection's reactor wakes the write");
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(
+            Pin::new(&mut writer).poll_write(&mut cx, b"x"),
+            Poll::Ready(Ok(1))
+        ));
+    }
+
+    /// 64 MiB through the writer to a reader that is slow at first: it arrives whole and in
+    /// order; the writer registered while it waited, flush drops that, small writes go on
+    /// without one, and dropping the writer ends the stream.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writer_streams_64_mib_to_a_slow_reader() {
+        const TOTAL: usize = 64 << 20;
+        const SEED: u64 = 0xC0FFEE;
+        let (_reader, mut writer, mut peer) = socket_pair();
+        let (caught_up, on_caught_up) = tokio::sync::oneshot::channel::<()>();
+        let reading = tokio::spawn(async move {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut got = 0usize;
+            let check = |chunk: &[u8], got: usize| {
+                assert!(
+                    chunk == pattern(SEED, got, chunk.len()),
+                    "bytes at {got} corrupted"
+                );
+            };
+            sleep(Duration::from_millis(50)).await;
+            for _ in 0..20 {
+                let n = peer.read(&mut buf[..4096]).await.expect("a read");
+                assert!(n > 0, "no early end of file");
+                check(&buf[..n], got);
+                got += n;
+                sleep(Duration::from_millis(2)).await;
+            }
+            while got < TOTAL {
+                let want = (TOTAL - got).min(buf.len());
+                let n = peer.read(&mut buf[..want]).await.expect("a read");
+                assert!(n > 0, "no early end of file at {got}");
+                check(&buf[..n], got);
+                got += n;
+            }
+            caught_up.send(()).expect("the writer waits");
+            let mut tail = Vec::new();
+            peer.read_to_end(&mut tail)
+                .await
+                .expect("reads to end of file");
+            tail
+        });
+        let data = pattern(SEED, 0, TOTAL);
+        for piece in data.chunks(3 << 20) {
+            timeout(LIMIT, writer.write_all(piece))
+                .await
+                .expect("the reader makes room")
+                .expect("the write works");
+        }
+        assert!(
+            matches!(writer.fd, WriteFd::Waiting(_)),
+            "the writer waited"
+        );
+        writer.flush().await.expect("flushes");
+        assert!(
+            matches!(writer.fd, WriteFd::Plain(_)),
+            "flush drops the registration"
+        );
+        timeout(LIMIT, on_caught_up)
+            .await
+            .expect("the reader catches up")
+            .expect("the reader");
+        let mut cx = Context::from_waker(Waker::noop());
+        for i in 0..10u8 {
+            let wrote = Pin::new(&mut writer).poll_write(&mut cx, &[i; 3]);
+            assert!(matches!(wrote, Poll::Ready(Ok(3))), "room without waiting");
+        }
+        let slices = [IoSlice::new(b"ab"), IoSlice::new(b""), IoSlice::new(b"cde")];
+        let wrote = Pin::new(&mut writer).poll_write_vectored(&mut cx, &slices);
+        assert!(matches!(wrote, Poll::Ready(Ok(5))));
+        assert!(
+            matches!(writer.fd, WriteFd::Plain(_)),
+            "no registration for these"
+        );
+        drop(writer);
+        let tail = timeout(LIMIT, reading)
+            .await
+            .expect("the peer sees end of file")
+            .expect("the reader");
+        let mut want: Vec<u8> = (0..10u8).flat_map(|i| [i; 3]).collect();
+        want.extend_from_slice(b"abcde");
+        assert_eq!(tail, want);
+    }
+
+    /// Dropping the writer shuts the write direction down: the peer sees end of file while
+    /// our reader is alive, and the reader still gets what the peer sends; also when the
+    /// writer is dropped while registered.
+    #[tokio::test]
+    async fn dropping_the_writer_is_end_of_file_for_the_peer() {
+        let (mut reader, mut writer, mut peer) = socket_pair();
+        writer.write_all(b"bye").await.expect("writes");
+        drop(writer);
+        let mut got = Vec::new();
+        timeout(LIMIT, peer.read_to_end(&mut got))
+            .await
+            .expect("end of file, not a hang")
+            .expect("reads");
+        assert_eq!(got, b"bye");
+        peer.write_all(b"still here")
+            .await
+            .expect("the peer writes");
+        let mut buf = BytesMut::new();
+        while buf.len() < 10 {
+            assert!(read_once(&mut reader, &mut buf, None).await > 0);
+        }
+        assert_eq!(&buf[..], b"still here");
+        drop(peer);
+        let end = read_once(&mut reader, &mut buf, None).await;
+        assert_eq!(end, 0, "then end of file");
+
+        let (reader, mut writer, mut peer) = socket_pair();
+        let sent = fill_socket(&mut writer);
+        assert!(matches!(writer.fd, WriteFd::Waiting(_)));
+        drop(writer);
+        let mut got = Vec::new();
+        timeout(LIMIT, peer.read_to_end(&mut got))
+            .await
+            .expect("end of file, not a hang")
+            .expect("reads");
+        assert_eq!(got.len(), sent);
+        drop(reader);
+    }
+
+    /// Shutdown ends the peer's stream and later writes fail; a writer whose peer is gone
+    /// reports an error instead of waiting for room.
+    #[tokio::test]
+    async fn shutdown_and_a_vanished_peer_are_errors() {
+        let (_reader, mut writer, mut peer) = socket_pair();
+        writer.write_all(b"last").await.expect("writes");
+        writer.shutdown().await.expect("shuts down");
+        let mut got = Vec::new();
+        timeout(LIMIT, peer.read_to_end(&mut got))
+            .await
+            .expect("end of file")
+            .expect("reads");
+        assert_eq!(got, b"last");
+        assert!(
+            writer.write_all(b"more").await.is_err(),
+            "no writes after shutdown"
+        );
+
+        let (_reader, mut writer, peer) = socket_pair();
+        fill_socket(&mut writer);
+        let blocked = tokio::spawn(async move {
+            let result = writer.write_all(&[1u8; 1 << 20]).await;
+            (result, writer)
+        });
+        sleep(Duration::from_millis(10)).await;
+        drop(peer);
+        let (result, _writer) = timeout(LIMIT, blocked)
+            .await
+            .expect("the blocked write ends")
+            .expect("the task");
+        assert!(result.is_err(), "a write to a closed peer fails");
+    }
+
+    /// Frames both ways at once through `Outbox` and `FrameReader` on each side, one side
+    /// slow to read at first: the two registrations of one socket do not get in each
+    /// other's way, and every frame arrives intact.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn full_duplex_through_outboxes() {
+        let (a, b) = tokio::net::UnixStream::pair().expect("a socket pair");
+        let frames: Vec<(u64, usize)> = (0..40u64)
+            .map(|i| {
+                let len = match i % 4 {
+                    0 => MAX_PAYLOAD,
+                    1 => (i as usize) * 31,
+                    2 => SCRATCH - HEADER_LEN + 1,
+                    _ => 0,
+                };
+                (i + 1, len)
+            })
+            .collect();
+        let mut tasks = Vec::new();
+        for (side, stream) in [a, b].into_iter().enumerate() {
+            let (read, write) = split_stream(stream);
+            assert!(matches!(read, ReadHalf::Socket(_)));
+            let (outbox, task) = Outbox::new(write);
+            let writer = tokio::spawn(task);
+            let frames = frames.clone();
+            tasks.push(tokio::spawn(async move {
+                for &(id, len) in &frames {
+                    outbox
+                        .send(FrameType::Data, id, Bytes::from(pattern(id, 0, len)))
+                        .expect("the outbox is open");
+                }
+                let mut reader = FrameReader::new(read);
+                if side == 0 {
+                    sleep(Duration::from_millis(50)).await;
+                }
+                for &(id, len) in &frames {
+                    let frame = reader.next().await.expect("a frame");
+                    assert_frame(&frame, id, len);
+                }
+                assert!(outbox.drain(LIMIT).await, "everything was written");
+                outbox.close("done");
+                writer.await.expect("the writer task ends");
+            }));
+        }
+        for task in tasks {
+            timeout(LIMIT, task)
+                .await
+                .expect("both sides finish")
+                .expect("no panic");
         }
     }
 }

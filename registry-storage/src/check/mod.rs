@@ -64,12 +64,18 @@ pub(crate) fn cases(filter: Option<&str>) -> Vec<(&'static str, CaseFn)> {
         .collect()
 }
 
+/// How long a case that does not finish is given to end once it is aborted.
+const ABORT_GRACE: Duration = Duration::from_secs(5);
+
 /// Runs `cases` one by one, each on its own scratch store, which goes afterwards; calls
 /// `done` with each outcome as it comes. `bar` counts the cases (hidden when stderr is not a
-/// terminal). Ctrl-C stops the case, cleans up and ends with [`CliError::interrupted`].
+/// terminal). A case that takes longer than `case_timeout` is aborted and fails (a driver that
+/// never answers must not hang the check). Ctrl-C stops the case, cleans up and ends with
+/// [`CliError::interrupted`].
 pub(crate) async fn run(
     scratch: &Scratch,
     cases: &[(&'static str, CaseFn)],
+    case_timeout: Duration,
     capabilities: Capabilities,
     interrupt: &Interrupt,
     bar: &ProgressBar,
@@ -88,7 +94,13 @@ pub(crate) async fn run(
             case(&ctx).await;
         });
         let joined = tokio::select! {
-            joined = &mut task => joined,
+            joined = &mut task => Some(joined),
+            () = tokio::time::sleep(case_timeout) => {
+                task.abort();
+                // A case stuck outside an await cannot be aborted: go on without it.
+                let _ = tokio::time::timeout(ABORT_GRACE, task).await;
+                None
+            }
             () = interrupt.wait() => {
                 task.abort();
                 // The case's writers and streams are dropped before the store goes.
@@ -98,14 +110,20 @@ pub(crate) async fn run(
             }
         };
         let status = match joined {
-            Ok(()) => capability_note(name, &capabilities).map_or(Status::Pass, Status::Skipped),
-            Err(_) if scratch.refusals() > refusals => Status::Skipped(format!(
+            None => Status::Fail(format!(
+                "no result after {case_timeout:?} (the driver stopped answering, or is too \
+                 slow for the case: raise --case-timeout)"
+            )),
+            Some(Ok(())) => {
+                capability_note(name, &capabilities).map_or(Status::Pass, Status::Skipped)
+            }
+            Some(Err(_)) if scratch.refusals() > refusals => Status::Skipped(format!(
                 "it needs paths of up to {} bytes, which do not fit below the check's scratch \
                  prefix on this driver",
                 storagedriver::path::MAX_PATH_LEN
             )),
-            Err(join) if join.is_panic() => Status::Fail(panic_reason(join.into_panic())),
-            Err(join) => Status::Fail(format!("the case's task ended: {join}")),
+            Some(Err(join)) if join.is_panic() => Status::Fail(panic_reason(join.into_panic())),
+            Some(Err(join)) => Status::Fail(format!("the case's task ended: {join}")),
         };
         clean(scratch, bar).await;
         let outcome = Outcome {

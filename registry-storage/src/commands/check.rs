@@ -49,7 +49,16 @@ pub(crate) async fn run(
         }
         bar.suspend(|| output::print_text(&report::row(outcome)))
     };
-    let outcomes = check::run(&scratch, &cases, capabilities, interrupt, &bar, print_row).await;
+    let outcomes = check::run(
+        &scratch,
+        &cases,
+        args.case_timeout,
+        capabilities,
+        interrupt,
+        &bar,
+        print_row,
+    )
+    .await;
     bar.finish_and_clear();
     let outcomes = outcomes?;
     let elapsed = started.elapsed();

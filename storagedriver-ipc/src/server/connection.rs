@@ -32,20 +32,82 @@ tokio::task_local! {
 
 /// A stream the client sends: `put_content` content or a writer handle's data.
 pub(super) struct Incoming {
-    pub(super) tx: mpsc::UnboundedSender<InMsg>,
+    pub(super) tx: InTx,
     pub(super) inflow: Inflow,
-    pub(super) writer: bool,
     /// False for a writer handle until its `ok` is sent: `DATA` before it breaks the protocol.
     pub(super) accepting: bool,
 }
 
-/// What the dispatcher hands the task that consumes a stream the client sends.
+/// What the dispatcher hands the task that consumes a stream the client sends: its data, a
+/// `RESET`, or what ends the stream (`L`: [`ContentEnd`] or [`WriterFinish`]).
 #[derive(Debug)]
-pub(super) enum InMsg {
+pub(super) enum InMsg<L> {
     Data(Bytes),
-    End,
     Reset,
-    Finish { finish: Finish, reply: u64 },
+    Last(L),
+}
+
+/// `put_content` content ends with `END`.
+#[derive(Debug)]
+pub(super) struct ContentEnd;
+
+/// A writer handle ends with a finishing request (`writer_close`, ...), answered on `reply`.
+#[derive(Debug)]
+pub(super) struct WriterFinish {
+    pub(super) finish: Finish,
+    pub(super) reply: u64,
+}
+
+/// The sending end of a stream's messages, by the kind of stream.
+pub(super) enum InTx {
+    Content(mpsc::UnboundedSender<InMsg<ContentEnd>>),
+    Writer(mpsc::UnboundedSender<InMsg<WriterFinish>>),
+}
+
+impl InTx {
+    pub(super) fn is_writer(&self) -> bool {
+        matches!(self, InTx::Writer(_))
+    }
+
+    /// Hands over data; false when nobody consumes the stream any more.
+    pub(super) fn data(&self, chunk: Bytes) -> bool {
+        match self {
+            InTx::Content(tx) => tx.send(InMsg::Data(chunk)).is_ok(),
+            InTx::Writer(tx) => tx.send(InMsg::Data(chunk)).is_ok(),
+        }
+    }
+
+    pub(super) fn reset(&self) {
+        let _ = match self {
+            InTx::Content(tx) => tx.send(InMsg::Reset).is_ok(),
+            InTx::Writer(tx) => tx.send(InMsg::Reset).is_ok(),
+        };
+    }
+
+    /// A sender of the same kind that nobody receives from: data sent to it is dropped.
+    pub(super) fn detached(&self) -> InTx {
+        match self {
+            InTx::Content(_) => InTx::Content(mpsc::unbounded_channel().0),
+            InTx::Writer(_) => InTx::Writer(mpsc::unbounded_channel().0),
+        }
+    }
+}
+
+/// The kinds of stream the client sends, by what ends them.
+pub(super) trait StreamEnd: Sized {
+    fn sender(tx: mpsc::UnboundedSender<InMsg<Self>>) -> InTx;
+}
+
+impl StreamEnd for ContentEnd {
+    fn sender(tx: mpsc::UnboundedSender<InMsg<Self>>) -> InTx {
+        InTx::Content(tx)
+    }
+}
+
+impl StreamEnd for WriterFinish {
+    fn sender(tx: mpsc::UnboundedSender<InMsg<Self>>) -> InTx {
+        InTx::Writer(tx)
+    }
 }
 
 #[derive(Default)]
@@ -206,24 +268,24 @@ impl Server {
         Flow::for_minor(self.minor())
     }
 
-    /// Registers the stream the client sends on `id` (a `put_content`, or a writer handle when
-    /// `writer`): the receiver of its frames, and the credit to grant as they are consumed.
-    pub(super) fn open_incoming(
+    /// Registers the stream the client sends on `id` (`put_content` content, or a writer
+    /// handle): the receiver of its frames, and the credit to grant as they are consumed.
+    pub(super) fn open_incoming<L: StreamEnd>(
         &self,
         id: u64,
-        writer: bool,
-    ) -> (mpsc::UnboundedReceiver<InMsg>, Consumed) {
+    ) -> (mpsc::UnboundedReceiver<InMsg<L>>, Consumed) {
         let (tx, rx) = mpsc::unbounded_channel();
+        let tx = L::sender(tx);
         let flow = self.flow();
         let initial = flow.client_stream_window();
         let (inflow, granted) = Inflow::new(initial);
+        let accepting = !tx.is_writer();
         self.lock().incoming.insert(
             id,
             Incoming {
                 tx,
                 inflow,
-                writer,
-                accepting: !writer,
+                accepting,
             },
         );
         (rx, Consumed::new(granted, flow, initial))

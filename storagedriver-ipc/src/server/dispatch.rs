@@ -11,11 +11,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::FutureExt;
 use storagedriver::{StorageDriver, UrlOptions};
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::connection::{CURRENT, Current, InMsg, ProtocolError, Server};
+use super::connection::{
+    CURRENT, ContentEnd, Current, InMsg, InTx, ProtocolError, Server, WriterFinish,
+};
 use crate::flow::{Window, credit_payload, parse_credit};
 use crate::frame::{Frame, FrameType};
 use crate::wire::{self, BadRequest, ErrorWire, FileInfoWire, Finish, Request, SizeWire};
@@ -49,7 +50,7 @@ impl Server {
                 if !incoming.inflow.receive(len) {
                     return Err(ProtocolError(format!("stream {id} overran its window")));
                 }
-                if incoming.tx.send(InMsg::Data(frame.payload)).is_err() {
+                if !incoming.tx.data(frame.payload) {
                     // Nobody consumes this stream any more (its task failed): grant the
                     // credit here so that the client never waits for it (and count it, so
                     // that the data it lets come is not taken for an overrun).
@@ -62,10 +63,9 @@ impl Server {
             }
             FrameType::End => {
                 let mut streams = self.lock();
-                if streams.incoming.get(&id).is_some_and(|i| !i.writer) {
-                    if let Some(incoming) = streams.incoming.remove(&id) {
-                        let _ = incoming.tx.send(InMsg::End);
-                    }
+                if let Some(InTx::Content(tx)) = streams.incoming.get(&id).map(|i| &i.tx) {
+                    let _ = tx.send(InMsg::Last(ContentEnd));
+                    streams.incoming.remove(&id);
                 }
             }
             FrameType::Reset => {
@@ -74,7 +74,7 @@ impl Server {
                     window.close();
                 }
                 if let Some(incoming) = streams.incoming.remove(&id) {
-                    let _ = incoming.tx.send(InMsg::Reset);
+                    incoming.tx.reset();
                 }
                 streams.walks.remove(&id);
             }
@@ -251,14 +251,14 @@ impl Server {
             }
             Request::PutContent { path } => {
                 let path = path.into_owned();
-                let (rx, consumed) = self.open_incoming(id, false);
+                let (rx, consumed) = self.open_incoming::<ContentEnd>(id);
                 self.spawn(tasks, id, op, span, async move {
                     server.put_content(id, path, rx, consumed).await;
                 });
             }
             Request::Writer { path, append } => {
                 let path = path.into_owned();
-                let (rx, consumed) = self.open_incoming(id, true);
+                let (rx, consumed) = self.open_incoming::<WriterFinish>(id);
                 self.spawn(tasks, id, op, span, async move {
                     server.writer(id, path, append, rx, consumed).await;
                 });
@@ -330,10 +330,10 @@ impl Server {
         // handle has no stream: forget it).
         let mut owed = 0;
         if let Some(incoming) = streams.incoming.get_mut(&id) {
-            if incoming.writer && !responded {
+            if incoming.tx.is_writer() && !responded {
                 streams.incoming.remove(&id);
             } else {
-                incoming.tx = mpsc::unbounded_channel().0;
+                incoming.tx = incoming.tx.detached();
                 owed = incoming.inflow.release();
             }
         }

@@ -5,7 +5,7 @@ use bytes::{Bytes, BytesMut};
 use storagedriver::{Error, StorageDriver, path};
 use tokio::sync::mpsc;
 
-use super::connection::{InMsg, Server};
+use super::connection::{ContentEnd, InMsg, InTx, Incoming, Server, WriterFinish};
 use crate::flow::{Consumed, credit_payload};
 use crate::frame::FrameType;
 use crate::wire::{self, Finish, SizeWire};
@@ -15,7 +15,7 @@ impl Server {
         &self,
         id: u64,
         path: String,
-        mut rx: mpsc::UnboundedReceiver<InMsg>,
+        mut rx: mpsc::UnboundedReceiver<InMsg<ContentEnd>>,
         mut consumed: Consumed,
     ) {
         let op = "put_content";
@@ -47,9 +47,8 @@ impl Server {
                         (Some(_), Some(buf)) => buf.extend_from_slice(&chunk),
                     }
                 }
-                Some(InMsg::End) => break true,
+                Some(InMsg::Last(ContentEnd)) => break true,
                 Some(InMsg::Reset) | None => break false,
-                Some(_) => {}
             }
         };
         self.lock().incoming.remove(&id);
@@ -80,7 +79,7 @@ impl Server {
         id: u64,
         path: String,
         append: bool,
-        mut rx: mpsc::UnboundedReceiver<InMsg>,
+        mut rx: mpsc::UnboundedReceiver<InMsg<WriterFinish>>,
         mut consumed: Consumed,
     ) {
         let opened =
@@ -121,7 +120,7 @@ impl Server {
                         self.send(FrameType::Credit, id, credit_payload(credit));
                     }
                 }
-                InMsg::Finish { finish, reply } => {
+                InMsg::Last(WriterFinish { finish, reply }) => {
                     let result = match (finish, failed.take()) {
                         (Finish::Drop, _) => {
                             drop(writer);
@@ -143,22 +142,29 @@ impl Server {
                     return;
                 }
                 InMsg::Reset => return,
-                InMsg::End => {}
             }
         }
     }
 
     /// A finishing request for a writer handle: queued behind the handle's data.
     pub(super) fn finish(&self, id: u64, handle: u64, finish: Finish) {
-        let incoming = {
+        let writer = {
             let mut streams = self.lock();
-            match streams.incoming.get(&handle) {
-                Some(i) if i.writer => streams.incoming.remove(&handle),
-                _ => None,
+            match streams.incoming.remove(&handle) {
+                Some(Incoming {
+                    tx: InTx::Writer(tx),
+                    ..
+                }) => Some(tx),
+                Some(content) => {
+                    // `put_content` content, not a writer handle: it stays as it was.
+                    streams.incoming.insert(handle, content);
+                    None
+                }
+                None => None,
             }
         };
-        let message = InMsg::Finish { finish, reply: id };
-        let sent = incoming.is_some_and(|i| i.tx.send(message).is_ok());
+        let message = InMsg::Last(WriterFinish { finish, reply: id });
+        let sent = writer.is_some_and(|tx| tx.send(message).is_ok());
         if !sent {
             let op = finish.op();
             let err = self.backend(op, None, format!("no open writer with handle {handle}"));

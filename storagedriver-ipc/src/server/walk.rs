@@ -17,7 +17,8 @@ use crate::wire::{FileInfoWire, WalkSignal};
 /// What the client said so far about a streamed walk.
 #[derive(Debug, Default)]
 struct Said {
-    /// Directories whose remaining entries the client skips.
+    /// Directories whose remaining entries the client skips, outermost first: a stack, since
+    /// a walk that has left a directory never comes back to it.
     skipped: Vec<String>,
     stopped: bool,
 }
@@ -39,14 +40,19 @@ impl Said {
 
     /// The answer for an entry the walk reached, before it is sent: stop, or skip it (and so
     /// what is below it, or the rest of its directory) when it lies in a skipped directory.
-    fn answer(&self, path: &str) -> Option<WalkControl> {
+    /// A skipped directory that does not hold the entry is one the walk has left (its entries
+    /// come together, right after it): it is forgotten.
+    fn answer(&mut self, path: &str) -> Option<WalkControl> {
         if self.stopped {
-            Some(WalkControl::Stop)
-        } else if self.skipped.iter().any(|dir| dpath::is_within(dir, path)) {
-            Some(WalkControl::SkipDir)
-        } else {
-            None
+            return Some(WalkControl::Stop);
         }
+        while let Some(dir) = self.skipped.last() {
+            if dpath::is_within(dir, path) {
+                return Some(WalkControl::SkipDir);
+            }
+            self.skipped.pop();
+        }
+        None
     }
 }
 
@@ -159,6 +165,20 @@ mod tests {
         said.update(&rx);
         assert_eq!(said.answer("/a/b/c"), Some(WalkControl::SkipDir));
         assert_eq!(said.answer("/a-b"), None);
+        assert!(
+            said.skipped.is_empty(),
+            "the walk left /a: {:?}",
+            said.skipped
+        );
+        // Nested skips, and a skip that arrives after the walk left its directory.
+        for dir in ["/b", "/b/c", "/a"] {
+            assert!(tx.send(WalkSignal::Skip(dir.into())).is_ok());
+        }
+        said.update(&rx);
+        assert_eq!(said.answer("/b/c/d"), Some(WalkControl::SkipDir));
+        assert_eq!(said.answer("/b/e"), Some(WalkControl::SkipDir));
+        assert_eq!(said.skipped, ["/b"]);
+        assert_eq!(said.answer("/c"), None);
         drop(tx);
         said.update(&rx);
         assert_eq!(said.answer("/z"), Some(WalkControl::Stop));
