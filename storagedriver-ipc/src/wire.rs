@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use storagedriver::error::Message;
 use storagedriver::{Capabilities, Error, ErrorKind, FileInfo, Method, Retry};
@@ -522,6 +523,20 @@ pub(crate) fn error_from_value(
         retry: Retry::Useless,
         source: Box::new(Message(format!("error from the server: {text}"))),
     })
+}
+
+/// The `ok` value of a response that is `{"ok":VALUE}` and nothing else, read straight into
+/// `T`; `None` for anything else (an error, or a response to look at with
+/// [`parse_response`]).
+pub(crate) fn parse_ok<T: DeserializeOwned>(payload: &[u8]) -> Option<T> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct OkOnly<T> {
+        ok: T,
+    }
+    serde_json::from_slice::<OkOnly<T>>(payload)
+        .ok()
+        .map(|r| r.ok)
 }
 
 /// A `RESPONSE` payload: `Ok(Ok(value))` for `{"ok":VALUE}`, `Ok(Err(error))` for

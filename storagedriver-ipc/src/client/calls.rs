@@ -162,6 +162,9 @@ impl Call {
 
     /// The `ok` value of a response, or its error.
     pub(super) fn parse<T: DeserializeOwned>(&mut self, payload: &[u8]) -> Result<T> {
+        if let Some(ok) = wire::parse_ok(payload) {
+            return Ok(ok);
+        }
         let ok = match wire::parse_response(payload) {
             Ok(Ok(ok)) => ok,
             Ok(Err(error)) => {
