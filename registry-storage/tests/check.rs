@@ -144,22 +144,25 @@ fn path_with_fixtures() -> String {
         .expect("UTF-8")
 }
 
+/// `registry-storage --driver broken` (the fixture, on `PATH`) at suite sizes, rooted in `dir`.
+fn broken_driver(dir: &Path) -> Command {
+    let mut cmd = command();
+    quick(&mut cmd).env("PATH", path_with_fixtures()).args([
+        "--driver",
+        "broken",
+        "-p",
+        &format!("rootdirectory={}", dir.join("root").display()),
+    ]);
+    cmd
+}
+
 #[test]
 fn the_broken_driver_fails_with_the_reasons_of_its_bugs() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cmd = command();
+    let mut cmd = broken_driver(dir.path());
     // A seed whose mixed operations list a directory of two files (reversed by the bug).
-    quick(&mut cmd)
-        .env("STORAGEDRIVER_MIXED_SEED", "1796016346699652550")
-        .env("PATH", path_with_fixtures())
-        .args([
-            "--driver",
-            "broken",
-            "-p",
-            &format!("rootdirectory={}", dir.path().join("root").display()),
-            "check",
-            "--json",
-        ]);
+    cmd.env("STORAGEDRIVER_MIXED_SEED", "1796016346699652550")
+        .args(["check", "--json"]);
     let run = run(cmd, b"");
     assert_eq!(run.code, 8, "exit code of a failed check; {}", run.stderr);
     let stderr: Vec<&str> = run
@@ -226,22 +229,15 @@ fn the_broken_driver_fails_with_the_reasons_of_its_bugs() {
 #[test]
 fn a_case_the_driver_never_answers_fails_after_the_timeout() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cmd = command();
-    quick(&mut cmd)
-        .env("BROKEN_STALL_STAT", "1")
-        .env("PATH", path_with_fixtures())
-        .args([
-            "--driver",
-            "broken",
-            "-p",
-            &format!("rootdirectory={}", dir.path().join("root").display()),
-            "check",
-            "--filter",
-            "stat_",
-            "--case-timeout",
-            "2s",
-            "--json",
-        ]);
+    let mut cmd = broken_driver(dir.path());
+    cmd.env("BROKEN_STALL_STAT", "1").args([
+        "check",
+        "--filter",
+        "stat_",
+        "--case-timeout",
+        "2s",
+        "--json",
+    ]);
     let started = std::time::Instant::now();
     let run = run(cmd, b"");
     assert_eq!(run.code, 8, "exit code of a failed check; {}", run.stderr);

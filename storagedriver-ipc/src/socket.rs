@@ -650,6 +650,40 @@ mod tests {
         }
     }
 
+    /// Everything `peer` receives until end of file (which must come).
+    async fn until_end(peer: &mut tokio::net::UnixStream) -> Vec<u8> {
+        let mut got = Vec::new();
+        timeout(LIMIT, peer.read_to_end(&mut got))
+            .await
+            .expect("end of file, not a hang")
+            .expect("reads");
+        got
+    }
+
+    /// Reads exactly `sent` bytes from `peer`.
+    async fn drain(peer: &mut tokio::net::UnixStream, sent: usize) {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut read = 0;
+        while read < sent {
+            read += timeout(LIMIT, peer.read(&mut buf))
+                .await
+                .expect("the peer reads")
+                .expect("a read");
+        }
+        assert_eq!(read, sent);
+    }
+
+    /// Waits until `wakes` counted a wake-up: the writer is woken once there is room.
+    async fn woken(wakes: &Wakes) {
+        timeout(LIMIT, async {
+            while wakes.0.load(Ordering::SeqCst) == 0 {
+                sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("the writer is woken once there is room");
+    }
+
     /// Writes to `writer` with a waker that does nothing until the socket is full.
     fn fill_socket(writer: &mut SocketWriter) -> usize {
         let chunk = vec![7u8; 64 * 1024];
@@ -689,23 +723,9 @@ mod tests {
             let pending = Pin::new(&mut writer).poll_write(&mut Context::from_waker(&waker), b"x");
             assert!(pending.is_pending(), "still full");
             // The peer reads everything: the writer must be woken.
-            let mut buf = vec![0u8; 1 << 20];
-            let mut read = 0;
-            while read < sent {
-                read += timeout(LIMIT, peer.read(&mut buf))
-                    .await
-                    .expect("the peer reads")
-                    .expect("a read");
-            }
-            assert_eq!(read, sent);
+            drain(&mut peer, sent).await;
             sent = 0;
-            timeout(LIMIT, async {
-                while wakes.0.load(Ordering::SeqCst) == 0 {
-                    sleep(Duration::from_millis(1)).await;
-                }
-            })
-            .await
-            .expect("the writer is woken once there is room");
+            woken(&wakes).await;
             let wrote = Pin::new(&mut writer).poll_write(&mut cx, b"x");
             assert!(matches!(wrote, Poll::Ready(Ok(1))));
             sent += 1;
@@ -736,21 +756,8 @@ mod tests {
         .join()
         .expect("no panic outside the runtime");
         assert!(matches!(writer.fd, WriteFd::Waiting(_)));
-        let mut buf = vec![0u8; 1 << 20];
-        let mut read = 0;
-        while read < sent {
-            read += timeout(LIMIT, peer.read(&mut buf))
-                .await
-                .expect("the peer reads")
-                .expect("a read");
-        }
-        timeout(LIMIT, async {
-            while wakes.0.load(Ordering::SeqCst) == 0 {
-                sleep(Duration::from_millis(1)).await;
-            }
-        })
-        .await
-        .expect("the connection's reactor wakes the write");
+        drain(&mut peer, sent).await;
+        woken(&wakes).await;
         let mut cx = Context::from_waker(Waker::noop());
         assert!(matches!(
             Pin::new(&mut writer).poll_write(&mut cx, b"x"),
@@ -848,11 +855,7 @@ mod tests {
         let (mut reader, mut writer, mut peer) = socket_pair();
         writer.write_all(b"bye").await.expect("writes");
         drop(writer);
-        let mut got = Vec::new();
-        timeout(LIMIT, peer.read_to_end(&mut got))
-            .await
-            .expect("end of file, not a hang")
-            .expect("reads");
+        let got = until_end(&mut peer).await;
         assert_eq!(got, b"bye");
         peer.write_all(b"still here")
             .await
@@ -870,11 +873,7 @@ mod tests {
         let sent = fill_socket(&mut writer);
         assert!(matches!(writer.fd, WriteFd::Waiting(_)));
         drop(writer);
-        let mut got = Vec::new();
-        timeout(LIMIT, peer.read_to_end(&mut got))
-            .await
-            .expect("end of file, not a hang")
-            .expect("reads");
+        let got = until_end(&mut peer).await;
         assert_eq!(got.len(), sent);
         drop(reader);
     }
