@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use object_store::memory::InMemory;
 use object_store::multipart::{MultipartStore, PartId};
@@ -29,11 +30,21 @@ use storagedriver::objectstore::{ObjectStoreDriver, ObjectStoreOptions};
 use testsuites::Fixture;
 
 /// The in-memory store, with multipart uploads that publish exactly the listed parts.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct PartListStore {
     inner: InMemory,
     parts: Mutex<HashMap<String, Bytes>>,
     next: AtomicU64,
+    /// Run once, at the start of the next `complete_multipart` (a test's interleaving).
+    before_complete: Mutex<Option<BoxFuture<'static, ()>>>,
+    /// Run once, at the start of the next ranged read.
+    before_ranged_get: Mutex<Option<BoxFuture<'static, ()>>>,
+}
+
+impl fmt::Debug for PartListStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartListStore").finish_non_exhaustive()
+    }
 }
 
 impl fmt::Display for PartListStore {
@@ -64,6 +75,12 @@ impl ObjectStore for PartListStore {
         location: &Path,
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
+        if options.range.is_some() {
+            let hook = self.before_ranged_get.lock().expect("hook").take();
+            if let Some(hook) = hook {
+                hook.await;
+            }
+        }
         self.inner.get_opts(location, options).await
     }
     async fn get_ranges(
@@ -134,6 +151,10 @@ impl MultipartStore for PartListStore {
         _id: &MultipartId,
         parts: Vec<PartId>,
     ) -> object_store::Result<PutResult> {
+        let hook = self.before_complete.lock().expect("hook").take();
+        if let Some(hook) = hook {
+            hook.await;
+        }
         let body: Vec<Bytes> = {
             let held = self.parts.lock().expect("parts");
             parts
@@ -179,3 +200,65 @@ testsuites::register_in_process_suite!(|| async {
         async move { driver(store) }
     })
 });
+
+/// A writer that takes the upload over between a commit's ownership check and its
+/// `complete_multipart` aborts the upload under it: that commit is superseded (the contract's
+/// `WriterFinished`), not a `PathNotFound` (found by `concurrent_mixed_operations` in CI, seed
+/// 1796032136602806671).
+#[tokio::test]
+async fn a_takeover_during_commit_supersedes_it() {
+    let store = Arc::new(PartListStore::default());
+    let d = driver(Arc::clone(&store));
+    let mut first = d.writer("/f", false).await.expect("a writer");
+    first
+        .write(Bytes::from(vec![1u8; 100 << 10]))
+        .await
+        .expect("a part goes up");
+    let taker = Arc::clone(&d);
+    let second = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&second);
+    *store.before_complete.lock().expect("hook") = Some(Box::pin(async move {
+        let writer = taker.writer("/f", false).await.expect("the takeover");
+        *slot.lock().expect("slot") = Some(writer);
+    }));
+    let err = first.commit().await.expect_err("superseded");
+    assert!(
+        matches!(&err, storagedriver::Error::WriterFinished { state, .. } if state == "superseded"),
+        "{err:?}"
+    );
+    let mut second = second
+        .lock()
+        .expect("slot")
+        .take()
+        .expect("the second writer");
+    second
+        .write(Bytes::from_static(b"second"))
+        .await
+        .expect("writes");
+    second.commit().await.expect("the takeover commits");
+    assert_eq!(d.get_content("/f").await.expect("content"), "second");
+}
+
+/// A source overwritten while a rename copies it in parts: the rename copies what is there
+/// now, not a mix, and fails with no backend error (found by `concurrent_mixed_operations`:
+/// `rename: read part ... StartTooLarge`).
+#[tokio::test]
+async fn a_source_overwritten_during_a_copy_in_parts_is_copied_again() {
+    let store = Arc::new(PartListStore::default());
+    let d = driver(Arc::clone(&store));
+    d.put_content("/a", Bytes::from(vec![7u8; 300 << 10]))
+        .await
+        .expect("a source above the copy threshold");
+    let writer = Arc::clone(&d);
+    *store.before_ranged_get.lock().expect("hook") = Some(Box::pin(async move {
+        writer
+            .put_content("/a", Bytes::from_static(b"newer"))
+            .await
+            .expect("the overwrite");
+    }));
+    d.rename("/a", "/b")
+        .await
+        .expect("the rename copies the newer content");
+    assert_eq!(d.get_content("/b").await.expect("moved"), "newer");
+    assert!(d.stat("/a").await.expect_err("moved away").is_not_found());
+}

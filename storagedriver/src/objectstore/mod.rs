@@ -394,7 +394,22 @@ impl StorageDriver for ObjectStoreDriver {
                     .map_err(|e| self.error("rename", source, e))?;
             }
             if meta.size > self.core.options.copy_threshold {
-                copy::copy_in_parts(&self.core, source, &from, &to, meta.size).await?;
+                let copied = copy::copy_in_parts(&self.core, source, &from, &to, &meta).await?;
+                if copied == copy::Copied::SourceChanged {
+                    // A writer committed over the source (or it went) while it was read: copy
+                    // what is there now.
+                    if attempt == RENAME_RETRIES {
+                        return Err(Error::backend(
+                            self.core.name.as_str(),
+                            "rename",
+                            Some(source),
+                            Retry::MayHelp,
+                            "the source kept changing while it was copied; it is kept",
+                        ));
+                    }
+                    attempt += 1;
+                    continue;
+                }
             } else {
                 self.core
                     .store

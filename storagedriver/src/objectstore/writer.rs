@@ -361,11 +361,13 @@ impl FileWriter for ObjectWriter {
                     .into_iter()
                     .map(|content_id| PartId { content_id })
                     .collect();
-                self.core
-                    .store
-                    .complete_multipart(&key, &id, parts)
-                    .await
-                    .map_err(|e| self.core.error("commit: complete upload", &self.path, e))?;
+                if let Err(e) = self.core.store.complete_multipart(&key, &id, parts).await {
+                    let err = self.core.error("commit: complete upload", &self.path, e);
+                    // A writer that took the upload over since the check above aborted it:
+                    // this one is superseded, not missing its path.
+                    self.ensure_owner().await?;
+                    return Err(err);
+                }
             }
         }
         self.forget().await;
