@@ -393,22 +393,15 @@ impl StorageDriver for ObjectStoreDriver {
                     .await
                     .map_err(|e| self.error("rename", source, e))?;
             }
-            if meta.size > self.core.options.copy_threshold {
-                let copied = copy::copy_in_parts(&self.core, source, &from, &to, &meta).await?;
-                if copied == copy::Copied::SourceChanged {
+            // Why the copy must be made again, if it must.
+            let again = if meta.size > self.core.options.copy_threshold {
+                match copy::copy_in_parts(&self.core, source, &from, &to, &meta).await? {
+                    copy::Copied::Done => None,
                     // A writer committed over the source (or it went) while it was read: copy
                     // what is there now.
-                    if attempt == RENAME_RETRIES {
-                        return Err(Error::backend(
-                            self.core.name.as_str(),
-                            "rename",
-                            Some(source),
-                            Retry::MayHelp,
-                            "the source kept changing while it was copied; it is kept",
-                        ));
+                    copy::Copied::SourceChanged => {
+                        Some("the source kept changing while it was copied")
                     }
-                    attempt += 1;
-                    continue;
                 }
             } else {
                 self.core
@@ -416,27 +409,31 @@ impl StorageDriver for ObjectStoreDriver {
                     .copy(&from, &to)
                     .await
                     .map_err(|e| self.error("rename", source, e))?;
-            }
+                None
+            };
             // The source goes only once the copy is there: a server may order a copy behind a
             // delete of the same key made a moment before (Garage 2.5 stamps both with the
             // same millisecond, and the delete wins), which would lose the file. (Whatever is
             // there may also be a concurrent writer's content: that writer simply came later.)
-            match self.core.store.head(&to).await {
-                Ok(_) => break,
-                Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(self.error("rename: check the copy", dest, e)),
-            }
+            let why = match again {
+                Some(why) => why,
+                None => match self.core.store.head(&to).await {
+                    Ok(_) => break,
+                    Err(object_store::Error::NotFound { .. }) => "the copy does not show there",
+                    Err(e) => return Err(self.error("rename: check the copy", dest, e)),
+                },
+            };
             if attempt == RENAME_RETRIES {
                 return Err(Error::backend(
                     self.core.name.as_str(),
                     "rename",
                     Some(source),
                     Retry::MayHelp,
-                    format!("the copy to {dest} does not show there; the source is kept"),
+                    format!("{why} (to {dest}); the source is kept"),
                 ));
             }
             attempt += 1;
-            tracing::debug!(driver = %self.core.name, source, dest, attempt, "the copy does not show; copying again");
+            tracing::debug!(driver = %self.core.name, source, dest, attempt, why, "copying again");
             tokio::time::sleep(Duration::from_millis(2 << attempt)).await;
         }
         match self.core.store.delete(&from).await {
