@@ -15,6 +15,7 @@ use storagedriver::{
 use crate::blocking::Blocking;
 use crate::config::FilesystemConfig;
 use crate::error::{DRIVER_NAME, backend, io_error, is_not_found, lookup_error};
+use crate::lock::DirLock;
 use crate::root::{self, MAX_ATTEMPTS, Root, relative};
 use crate::staging;
 use crate::visibility::{Kind, Unreadable, classify, driver_path, has_visible_file, join};
@@ -177,6 +178,18 @@ fn open_root(path: &Path) -> Result<Root> {
     })
 }
 
+/// What a test runs in [`put_blocking`] once the content is staged, before it is published,
+/// given the directory and the slot's name: a concurrent operation landing in that window.
+#[cfg(test)]
+type BeforePublish = Box<dyn FnMut(&cap_std::fs::Dir, &str)>;
+
+#[cfg(test)]
+thread_local! {
+    /// The [`BeforePublish`] hook of the puts on this thread, if a test set one.
+    static BEFORE_PUBLISH: std::cell::RefCell<Option<BeforePublish>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// `put_content` in one blocking call: a staging slot, write, optional `fdatasync`, rename,
 /// optional directory sync.
 fn put_blocking(inner: &Inner, path: &str, content: &[u8]) -> Result<()> {
@@ -191,7 +204,11 @@ fn put_blocking(inner: &Inner, path: &str, content: &[u8]) -> Result<()> {
     loop {
         attempt += 1;
         let dir = inner.root.open_parent(path, true).map_err(failed)?;
-        let mut slot = match staging::claim_slot(&dir, name) {
+        let claimed = {
+            let _lock = DirLock::acquire(&dir).map_err(failed)?;
+            staging::claim_slot(&dir, name)
+        };
+        let mut slot = match claimed {
             Ok(slot) => slot,
             Err(e) if is_not_found(&e) && attempt < MAX_ATTEMPTS => continue,
             Err(e) => return Err(failed(e)),
@@ -200,10 +217,16 @@ fn put_blocking(inner: &Inner, path: &str, content: &[u8]) -> Result<()> {
         if written.is_ok() && fsync {
             written = slot.file.sync_data();
         }
+        #[cfg(test)]
+        BEFORE_PUBLISH.with_borrow_mut(|hook| {
+            if let Some(hook) = hook {
+                hook(&dir, &slot.name);
+            }
+        });
         let published = written.and_then(|()| {
-            staging::publish(
+            staging::publish_slot(
                 inner.root.dir(),
-                (&dir, &slot.name),
+                (&dir, &slot),
                 (&dir, name),
                 relative(path),
             )
@@ -217,9 +240,9 @@ fn put_blocking(inner: &Inner, path: &str, content: &[u8]) -> Result<()> {
                 return Ok(());
             }
             Err(e) => {
-                // Still ours (we hold its lock): remove it rather than leave it for reclaim.
-                let _ = dir.remove_file(&slot.name);
-                // A concurrent delete removed the directory with the slot in it.
+                // Remove it rather than leave it for reclaim, unless a delete took it already.
+                let _ = staging::discard_slot(&dir, &slot);
+                // A concurrent delete removed the slot, or the directory with the slot in it.
                 if is_not_found(&e) && attempt < MAX_ATTEMPTS {
                     continue;
                 }
@@ -494,5 +517,52 @@ impl StorageDriver for FilesystemDriver {
     #[tracing::instrument(level = "debug", skip(self, options, f), fields(driver = DRIVER_NAME, start_after = options.start_after.as_deref()))]
     async fn walk(&self, path: &str, options: &WalkOptions, f: &mut WalkFn<'_>) -> Result<()> {
         self.walk_tree(path, options, f).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lock::Identity;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// A `delete` of the directory unlinks a put's staging slot while the put is flushing it
+    /// (it removes every entry, locked or not), and another put claims the slot's name anew,
+    /// with a new, empty file. The first put must not publish that file: it used to rename
+    /// the slot by name, so the target became the other put's empty file.
+    #[test]
+    fn a_put_never_publishes_a_slot_that_another_put_claimed_anew() -> io::Result<()> {
+        let tmp = tempfile::tempdir()?;
+        let driver = FilesystemDriver::new(FilesystemConfig::new(tmp.path()).with_fsync(false))
+            .map_err(io::Error::other)?;
+        let rival = Rc::new(RefCell::new(None));
+        let armed = Rc::new(RefCell::new(true));
+        {
+            let (rival, armed) = (Rc::clone(&rival), Rc::clone(&armed));
+            BEFORE_PUBLISH.set(Some(Box::new(move |dir: &cap_std::fs::Dir, slot: &str| {
+                if armed.replace(false) {
+                    // What the delete's removal of the tree does to the slot.
+                    dir.remove_file(slot).expect("the slot unlinked");
+                    // A concurrent put of the same path claims the free name.
+                    let claimed = staging::claim_slot(dir, "f").expect("a slot claimed");
+                    assert_eq!(claimed.name, slot, "the rival took the same name");
+                    *rival.borrow_mut() = Some(claimed);
+                }
+            })));
+        }
+        let payload = b"the whole payload";
+        let put = put_blocking(&driver.inner, "/d/f", payload);
+        BEFORE_PUBLISH.set(None);
+        put.map_err(io::Error::other)?;
+        let dir = driver.inner.root.open_dir("d")?;
+        assert_eq!(dir.read("f")?, payload, "the put published another file");
+        let rival = rival.borrow_mut().take().expect("the hook ran");
+        assert_eq!(
+            Identity::of_entry(&dir, &rival.name)?,
+            Some(rival.identity),
+            "the rival's slot was taken from it"
+        );
+        Ok(())
     }
 }

@@ -6,7 +6,9 @@
 //!   the next claimant takes the file back.
 //! - Changes of which file is a path's upload (a writer starting or resuming, a commit, a
 //!   cancel) happen under an exclusive `flock` of the directory that holds the upload, so a
-//!   writer checks that the upload is still its own and acts on it in one step.
+//!   writer checks that the upload is still its own and acts on it in one step. So do the
+//!   claim of a staging slot and its publishing by `put_content` (a delete may unlink a slot
+//!   in use, and a new claim reuse its name; see [`crate::staging::publish_slot`]).
 //! - A writer knows its upload by identity (device and inode), not by name: a later writer
 //!   puts another file under the name, and the earlier one sees that it was superseded.
 
@@ -74,7 +76,7 @@ fn unlock(fd: &impl AsFd) -> io::Result<()> {
 }
 
 /// An exclusive lock on a directory, held until dropped: the lock under which the upload
-/// files in that directory change hands.
+/// files in that directory change hands and staging slots are claimed and published.
 #[derive(Debug)]
 pub(crate) struct DirLock<'a> {
     dir: &'a cap_std::fs::Dir,

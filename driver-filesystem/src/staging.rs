@@ -20,7 +20,7 @@ use cap_std::fs::Dir;
 use rustix::fs::{AtFlags, Mode, OFlags};
 
 use crate::error::is_not_found;
-use crate::lock::{Identity, try_lock};
+use crate::lock::{DirLock, Identity, try_lock};
 use crate::names;
 use crate::root::MAX_ATTEMPTS;
 use crate::visibility::has_visible_file;
@@ -78,6 +78,9 @@ fn lock_if_current(dir: &Dir, name: &str, file: &File) -> io::Result<bool> {
 
 /// Claims a free staging slot of the entry `name` of `dir`: the lowest-numbered one that is
 /// missing or whose owner is gone. The slot comes back empty and locked.
+///
+/// The caller holds `dir`'s [`DirLock`]: a new file appears under a slot's name only under
+/// that lock, which is what lets [`publish_slot`] tell the slot's own file from a newer one.
 pub(crate) fn claim_slot(dir: &Dir, name: &str) -> io::Result<Slot> {
     for k in 0..MAX_SLOTS {
         let slot = names::slot(name, k);
@@ -147,6 +150,42 @@ pub(crate) fn reclaim_slots(dir: &Dir, name: &str) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Renames the claimed `slot` of `dir` over the entry `to_name` of `to` (see [`publish`]) if
+/// the slot is still the file under its name, checked and renamed under `dir`'s [`DirLock`].
+///
+/// Holding a slot's lock does not keep its name: a `delete` of the directory unlinks every
+/// entry, slots in use included (see [`remove_tree`]), and the next [`claim_slot`] of the name
+/// creates a new, empty file under it. Renaming by name would then publish that file, not
+/// this one. Claims create files under the same lock, so the name cannot change between the
+/// check and the rename. A slot no longer under its name is [`io::ErrorKind::NotFound`], as
+/// when the delete removed the directory with it.
+pub(crate) fn publish_slot(
+    root: &Dir,
+    (dir, slot): (&Dir, &Slot),
+    (to, to_name): (&Dir, &str),
+    to_relative: &str,
+) -> io::Result<()> {
+    let _lock = DirLock::acquire(dir)?;
+    if Identity::of_entry(dir, &slot.name)? != Some(slot.identity) {
+        return Err(io::ErrorKind::NotFound.into());
+    }
+    publish(root, (dir, &slot.name), (to, to_name), to_relative)
+}
+
+/// Removes the claimed `slot` of `dir` if it is still the file under its name (see
+/// [`publish_slot`]), under `dir`'s [`DirLock`]; a newer file under the name is another
+/// writer's and stays.
+pub(crate) fn discard_slot(dir: &Dir, slot: &Slot) -> io::Result<()> {
+    let _lock = DirLock::acquire(dir)?;
+    if Identity::of_entry(dir, &slot.name)? != Some(slot.identity) {
+        return Ok(());
+    }
+    match dir.remove_file(&slot.name) {
+        Err(e) if !is_not_found(&e) => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Renames the entry `from_name` of `from` over the entry `to_name` of `to`; `to_relative` is
