@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -108,7 +108,11 @@ pub(crate) struct Outbox {
     /// Bytes handed to the socket so far.
     written: AtomicU64,
     closed: AtomicBool,
+    /// Wakes [`Outbox::drain`] when bytes go out or the outbox closes.
     progress: Notify,
+    /// How many [`Outbox::drain`] calls wait: the writers notify only then (a notification
+    /// takes a lock, on every write).
+    draining: AtomicUsize,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -141,6 +145,7 @@ impl Outbox {
             written: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             progress: Notify::new(),
+            draining: AtomicUsize::new(0),
         });
         let task = writer_task(Arc::clone(&outbox));
         (outbox, task)
@@ -153,7 +158,7 @@ impl Outbox {
 
     /// True once the outbox is closed.
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// The reason the outbox closed, if it did because of an error.
@@ -226,7 +231,7 @@ impl Outbox {
             self.fail_locked(&mut st, reason.clone());
             return Err(Closed(reason));
         }
-        self.written.fetch_add(done as u64, Ordering::Relaxed);
+        self.written.fetch_add(done as u64, Ordering::SeqCst);
         if done == total {
             // Flushing a socket is a no-op; other streams may need the writer task for it.
             let flushed = match st.io.as_mut() {
@@ -246,7 +251,7 @@ impl Outbox {
                 }
             }
             drop(st);
-            self.progress.notify_waiters();
+            self.notify_progress();
             return Ok(());
         }
         st.needs_flush = true;
@@ -302,14 +307,14 @@ impl Outbox {
         };
         drop(slices);
         consume(queue, written);
-        self.written.fetch_add(written as u64, Ordering::Relaxed);
+        self.written.fetch_add(written as u64, Ordering::SeqCst);
         if !st.queue.is_empty() {
             st.needs_flush = true;
             wake(&mut st);
         }
         drop(st);
         if written > 0 {
-            self.progress.notify_waiters();
+            self.notify_progress();
         }
     }
 
@@ -317,10 +322,14 @@ impl Outbox {
     /// or the outbox closed. True when everything went out.
     pub(crate) async fn drain(&self, timeout: Duration) -> bool {
         let target = self.enqueued.load(Ordering::Relaxed);
+        // Counted before `written` is read, and the writers add to `written` before they look
+        // at the count (both SeqCst): either this sees their bytes or they notify it.
+        self.draining.fetch_add(1, Ordering::SeqCst);
+        let _counted = DrainGuard(&self.draining);
         let wait = async {
             loop {
                 let notified = self.progress.notified();
-                if self.written.load(Ordering::Relaxed) >= target {
+                if self.written.load(Ordering::SeqCst) >= target {
                     return true;
                 }
                 if self.is_closed() {
@@ -355,6 +364,13 @@ impl Outbox {
         self.close("the connection was shut down");
     }
 
+    /// Wakes the [`Outbox::drain`] calls waiting, if any.
+    fn notify_progress(&self) {
+        if self.draining.load(Ordering::SeqCst) > 0 {
+            self.progress.notify_waiters();
+        }
+    }
+
     fn fail_locked(&self, st: &mut OutState, reason: String) {
         if st.error.is_none() {
             st.error = Some(reason);
@@ -365,9 +381,18 @@ impl Outbox {
     fn close_locked(&self, st: &mut OutState) {
         st.io = None;
         st.queue.clear();
-        self.closed.store(true, Ordering::Release);
+        self.closed.store(true, Ordering::SeqCst);
         wake(st);
-        self.progress.notify_waiters();
+        self.notify_progress();
+    }
+}
+
+/// Takes a waiting [`Outbox::drain`] off the count when it ends, however it ends.
+struct DrainGuard<'a>(&'a AtomicUsize);
+
+impl Drop for DrainGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -469,10 +494,10 @@ fn poll_writer(outbox: &Outbox, cx: &mut Context<'_>) -> Poll<()> {
             }
             Poll::Ready(Ok(n)) => {
                 drop(slices);
-                outbox.written.fetch_add(n as u64, Ordering::Relaxed);
+                outbox.written.fetch_add(n as u64, Ordering::SeqCst);
                 *needs_flush = true;
                 consume(queue, n);
-                outbox.progress.notify_waiters();
+                outbox.notify_progress();
             }
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
             Poll::Ready(Err(e)) => {
@@ -627,5 +652,41 @@ mod tests {
         outbox.close("done");
         writer.await.expect("writer task ends");
         assert!(outbox.send(FrameType::Ping, 0, Bytes::new()).is_err());
+    }
+
+    /// `drain` waits while the socket is full and returns as soon as the peer reads what
+    /// was queued (the writers notify only while a drain waits: that notice must not be
+    /// lost), and a drain that ends early takes itself off the count.
+    #[tokio::test]
+    async fn drain_waits_for_the_peer_and_is_woken_when_it_reads() {
+        let (a, b) = tokio::net::UnixStream::pair().expect("a socket pair");
+        let (_ar, aw) = split_stream(a);
+        let (br, _bw) = split_stream(b);
+        let (outbox, task) = Outbox::new(aw);
+        let writer = tokio::spawn(task);
+        for i in 0..16u64 {
+            outbox
+                .send(FrameType::Data, i, Bytes::from(vec![1u8; 1 << 20]))
+                .expect("open");
+        }
+        assert!(
+            !outbox.drain(Duration::from_millis(50)).await,
+            "16 MiB cannot have left while nobody reads"
+        );
+        assert_eq!(outbox.draining.load(Ordering::SeqCst), 0);
+        let reader = tokio::spawn(async move {
+            let mut reader = FrameReader::new(br);
+            for _ in 0..16 {
+                reader.next().await.expect("a frame");
+            }
+        });
+        assert!(
+            outbox.drain(Duration::from_secs(10)).await,
+            "the drain saw the queue leave"
+        );
+        assert_eq!(outbox.draining.load(Ordering::SeqCst), 0);
+        reader.await.expect("reader");
+        outbox.close("done");
+        writer.await.expect("writer task ends");
     }
 }

@@ -8,9 +8,9 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use storagedriver::error::Message;
 use storagedriver::{Error, Result, Retry};
-use tokio::sync::mpsc;
 
-use super::connection::{Conn, Entry, Event};
+use super::connection::{Conn, Entry};
+use super::events::{self, Event, EventRx};
 use crate::error::{Failure, IpcError};
 use crate::flow::{Consumed, Inflow, Window};
 use crate::frame::FrameType;
@@ -22,7 +22,7 @@ pub(super) struct Call {
     pub(super) id: u64,
     pub(super) op: &'static str,
     pub(super) path: Option<String>,
-    pub(super) rx: mpsc::UnboundedReceiver<Event>,
+    pub(super) rx: EventRx,
     /// The server may still send on the stream: reset it if the call is dropped.
     pub(super) incoming_open: bool,
     /// The client has not finished its stream: reset it if the call is dropped.
@@ -60,7 +60,7 @@ impl Call {
                 Message("the connection has used up its request ids (2^53 - 1)".to_owned()),
             ));
         }
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = events::channel(matches!(kind, CallKind::Plain));
         let flow = conn.flow;
         let window =
             matches!(kind, CallKind::Outgoing).then(|| Window::new(flow.client_stream_window()));

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use storagedriver::Error;
-use tokio::sync::{OnceCell, mpsc};
+use tokio::sync::OnceCell;
 
+use super::events::{Event, EventTx};
 use super::{SETTLE, SHUTDOWN_GRACE};
 use crate::child::ChildHandle;
 use crate::error::{Failure, IpcError};
@@ -18,19 +19,9 @@ use crate::frame::{FrameType, MAX_RESPONSE};
 use crate::io::{FrameReader, Outbox, ReadEnd, shrink_map};
 use crate::wire;
 
-/// What the reader task hands a call.
-#[derive(Debug)]
-pub(super) enum Event {
-    Response(Bytes),
-    Data(Bytes),
-    End,
-    Reset(Bytes),
-    WalkEntry(Bytes),
-}
-
 /// A request in flight, as the reader task sees it.
 pub(super) struct Entry {
-    pub(super) tx: mpsc::UnboundedSender<Event>,
+    pub(super) tx: EventTx,
     /// For streams the client sends (put_content, writer handles): credit goes here.
     pub(super) window: Option<Arc<Window>>,
     /// For streams the client receives (get_content, reader).
@@ -91,8 +82,9 @@ pub(super) struct Conn {
     pub(super) next_id: AtomicU64,
     pub(super) dead: OnceCell<IpcError>,
     pub(super) child: Option<Arc<ChildHandle>>,
-    pub(super) epoch: Instant,
-    pub(super) last_frame_ms: AtomicU64,
+    /// Frames received so far: the liveness loop sees whether any came since its last look
+    /// (a counter, so that the read loop reads no clock per frame).
+    pub(super) frames_in: AtomicU64,
 }
 
 /// The frames that belong to a call (the others are about the connection).
@@ -121,16 +113,8 @@ impl Conn {
         pending
     }
 
-    pub(super) fn touch(&self) {
-        let ms = self.epoch.elapsed().as_millis() as u64;
-        self.last_frame_ms.store(ms, Ordering::Relaxed);
-    }
-
-    pub(super) fn silent_for(&self) -> Duration {
-        let last = self.last_frame_ms.load(Ordering::Relaxed);
-        self.epoch
-            .elapsed()
-            .saturating_sub(Duration::from_millis(last))
+    fn touch(&self) {
+        self.frames_in.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The error a call gets once the connection is unusable.
@@ -321,7 +305,7 @@ impl Conn {
             }
         };
         // A closed receiver means the caller went away; its guard removes the entry.
-        let _ = entry.tx.send(event);
+        entry.tx.send(event);
         Dispatch::Ok
     }
 }
@@ -336,7 +320,6 @@ pub(super) async fn read_loop(conn: Arc<Conn>, mut reader: FrameReader) {
         }
     };
     tokio::pin!(exited);
-    conn.touch();
     let failure = loop {
         let frame = tokio::select! {
             frame = reader.next() => frame,
@@ -365,13 +348,17 @@ pub(super) async fn liveness_loop(conn: Weak<Conn>, timeout: Duration) {
     let period = (timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut seen, mut last_frame) = (0, Instant::now());
     loop {
         tick.tick().await;
         let Some(conn) = conn.upgrade() else { return };
         if conn.dead.initialized() {
             return;
         }
-        if conn.silent_for() > timeout {
+        let frames = conn.frames_in.load(Ordering::Relaxed);
+        if frames != seen {
+            (seen, last_frame) = (frames, Instant::now());
+        } else if last_frame.elapsed() > timeout {
             conn.fail(Failure::Liveness(timeout)).await;
             return;
         }

@@ -17,7 +17,8 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::calls::{Call, CallKind};
-use super::connection::{Conn, Event};
+use super::connection::Conn;
+use super::events::Event;
 use super::spawn::{SpawnOptions, spawn_inner, start};
 use super::streams::IpcReadStream;
 use super::writer::IpcFileWriter;

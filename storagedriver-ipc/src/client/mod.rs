@@ -4,6 +4,7 @@
 //! - [`spawn`]: starting the server process, its socket, and the handshake.
 //! - [`connection`]: one connection, its read loop and liveness pings.
 //! - [`calls`]: one request in flight.
+//! - [`events`]: what the read loop hands a call.
 //! - [`driver`]: [`IpcDriver`], the `StorageDriver` adapter.
 //! - [`streams`]: the stream a `reader` returns.
 //! - [`writer`]: the writer a `writer` returns.
@@ -13,6 +14,7 @@ use std::time::Duration;
 mod calls;
 mod connection;
 mod driver;
+mod events;
 mod spawn;
 mod streams;
 mod writer;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use storagedriver::{Parameters, Result};
 use tokio::sync::OnceCell;
@@ -234,8 +234,7 @@ pub(super) async fn start(
         next_id: AtomicU64::new(1),
         dead: OnceCell::new(),
         child: child.map(Arc::new),
-        epoch: Instant::now(),
-        last_frame_ms: AtomicU64::new(0),
+        frames_in: AtomicU64::new(0),
     });
     let reader_task = tokio::spawn(read_loop(Arc::clone(&conn), reader));
     let liveness = tokio::spawn(liveness_loop(Arc::downgrade(&conn), liveness_timeout));

@@ -9,8 +9,8 @@ use futures::Stream;
 use storagedriver::Result;
 
 use super::calls::Call;
-use super::connection::Event;
 use super::driver::Client;
+use super::events::Event;
 use crate::flow::{Consumed, credit_payload};
 use crate::frame::FrameType;
 
