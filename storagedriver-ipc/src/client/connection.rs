@@ -1,5 +1,6 @@
 //! One connection to a driver server: the calls in flight, the read loop that hands each
-//! frame to its call, the liveness pings, and what happens when the connection fails.
+//! frame to its call, the liveness pings, the watch on the server's exit, and what happens
+//! when the connection fails.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use storagedriver::Error;
 use tokio::sync::OnceCell;
+use tokio::task::AbortHandle;
 
 use super::events::{Event, EventTx};
 use super::{SETTLE, SHUTDOWN_GRACE};
@@ -312,20 +314,8 @@ impl Conn {
 
 /// Reads frames and hands them to the calls, until the connection ends.
 pub(super) async fn read_loop(conn: Arc<Conn>, mut reader: FrameReader) {
-    let child = conn.child.clone();
-    let exited = async move {
-        match child {
-            Some(c) => c.exited().await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(exited);
     let failure = loop {
-        let frame = tokio::select! {
-            frame = reader.next() => frame,
-            () = &mut exited => break Failure::ServerExited,
-        };
-        match frame {
+        match reader.next().await {
             Ok(frame) => {
                 conn.touch();
                 match conn.dispatch(frame) {
@@ -341,6 +331,19 @@ pub(super) async fn read_loop(conn: Arc<Conn>, mut reader: FrameReader) {
     };
     drop(reader);
     conn.fail(failure).await;
+}
+
+/// Fails the connection when the server process exits, and then stops its read loop (`read`):
+/// a process of its own may hold the socket open after it, so no end of file would come.
+///
+/// A task of its own rather than a branch of the read loop, which would poll the exit status
+/// again on every frame.
+pub(super) async fn exit_watch(conn: Weak<Conn>, child: Arc<ChildHandle>, read: AbortHandle) {
+    child.exited().await;
+    if let Some(conn) = conn.upgrade() {
+        conn.fail(Failure::ServerExited).await;
+    }
+    read.abort();
 }
 
 /// Pings the server and takes it as hung when nothing at all arrives for `timeout`.

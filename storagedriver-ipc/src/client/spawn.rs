@@ -10,7 +10,7 @@ use std::time::Duration;
 use storagedriver::{Parameters, Result};
 use tokio::sync::OnceCell;
 
-use super::connection::{Conn, Pending, liveness_loop, read_loop};
+use super::connection::{Conn, Pending, exit_watch, liveness_loop, read_loop};
 use super::driver::{Client, IpcDriver};
 use super::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_LIVENESS_TIMEOUT, SETTLE};
 use crate::child::ChildHandle;
@@ -238,12 +238,22 @@ pub(super) async fn start(
     });
     let reader_task = tokio::spawn(read_loop(Arc::clone(&conn), reader));
     let liveness = tokio::spawn(liveness_loop(Arc::downgrade(&conn), liveness_timeout));
+    let mut tasks = vec![liveness, writer_task];
+    if let Some(child) = &conn.child {
+        let read = reader_task.abort_handle();
+        tasks.push(tokio::spawn(exit_watch(
+            Arc::downgrade(&conn),
+            Arc::clone(child),
+            read,
+        )));
+    }
+    tasks.push(reader_task);
     Ok(IpcDriver {
         client: Arc::new(Client {
             conn,
             capabilities: welcome.capabilities,
             server_version: welcome.version,
-            tasks: vec![reader_task, liveness, writer_task],
+            tasks,
         }),
     })
 }
