@@ -12,7 +12,7 @@
 //! data is sent only within a window, and everything else is small (but for a response longer
 //! than a frame, at most 64 MiB, whose pieces share the allocation of its JSON).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -295,17 +295,13 @@ impl Outbox {
         let mut cx = Context::from_waker(Waker::noop());
         let OutState { io, queue, .. } = &mut *st;
         let Some(io) = io.as_mut() else { return };
-        let slices: Vec<IoSlice<'_>> = queue
-            .iter()
-            .take(MAX_IOV)
-            .map(|b| IoSlice::new(b))
-            .collect();
-        let written = match Pin::new(&mut **io).poll_write_vectored(&mut cx, &slices) {
+        let mut slices = [IoSlice::new(&[]); MAX_IOV];
+        let pieces = gather(queue, &mut slices);
+        let written = match Pin::new(&mut **io).poll_write_vectored(&mut cx, &slices[..pieces]) {
             Poll::Ready(Ok(n)) if n > 0 => n,
             // Nothing taken, or an error: the writer task retries it and reports the error.
             _ => 0,
         };
-        drop(slices);
         consume(queue, written);
         self.written.fetch_add(written as u64, Ordering::SeqCst);
         if !st.queue.is_empty() {
@@ -414,6 +410,17 @@ fn push_frame(st: &mut OutState, header: &[u8; HEADER_LEN], payload: Bytes) {
     }
 }
 
+/// Points `slices` at the first pieces of `queue` (at most [`MAX_IOV`]) for one vectored write,
+/// and returns how many it filled: on the stack, as this runs for every answer a server sends.
+fn gather<'a>(queue: &'a VecDeque<Bytes>, slices: &mut [IoSlice<'a>; MAX_IOV]) -> usize {
+    let mut filled = 0;
+    for (slot, piece) in slices.iter_mut().zip(queue) {
+        *slot = IoSlice::new(piece);
+        filled += 1;
+    }
+    filled
+}
+
 /// Drops the first `n` bytes of `queue`, which the socket took.
 fn consume(queue: &mut VecDeque<Bytes>, mut n: usize) {
     while n > 0 {
@@ -482,18 +489,14 @@ fn poll_writer(outbox: &Outbox, cx: &mut Context<'_>) -> Poll<()> {
             }
             return Poll::Pending;
         }
-        let slices: Vec<IoSlice<'_>> = queue
-            .iter()
-            .take(MAX_IOV)
-            .map(|b| IoSlice::new(b))
-            .collect();
-        match Pin::new(&mut **io).poll_write_vectored(cx, &slices) {
+        let mut slices = [IoSlice::new(&[]); MAX_IOV];
+        let pieces = gather(queue, &mut slices);
+        match Pin::new(&mut **io).poll_write_vectored(cx, &slices[..pieces]) {
             Poll::Ready(Ok(0)) => {
                 outbox.fail_locked(&mut st, "the connection accepts no more bytes".to_owned());
                 return Poll::Ready(());
             }
             Poll::Ready(Ok(n)) => {
-                drop(slices);
                 outbox.written.fetch_add(n as u64, Ordering::SeqCst);
                 *needs_flush = true;
                 consume(queue, n);
@@ -501,7 +504,6 @@ fn poll_writer(outbox: &Outbox, cx: &mut Context<'_>) -> Poll<()> {
             }
             Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
             Poll::Ready(Err(e)) => {
-                drop(slices);
                 outbox.fail_locked(&mut st, format!("writing to the connection failed: {e}"));
                 return Poll::Ready(());
             }
@@ -593,14 +595,6 @@ impl FrameReader {
             }
             self.fill().await?;
         }
-    }
-}
-
-/// Shrinks a map that removals left mostly empty: a map never gives memory back by itself, and
-/// a connection that once had many streams open should not keep their room.
-pub(crate) fn shrink_map<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
-    if map.capacity() > 64 && map.len() * 4 < map.capacity() {
-        map.shrink_to(map.len() * 2);
     }
 }
 

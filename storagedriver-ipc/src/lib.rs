@@ -51,6 +51,7 @@ mod client;
 mod error;
 mod flow;
 pub mod frame;
+mod ids;
 mod io;
 mod server;
 mod socket;

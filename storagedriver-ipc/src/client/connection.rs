@@ -2,7 +2,6 @@
 //! frame to its call, the liveness pings, the watch on the server's exit, and what happens
 //! when the connection fails.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -18,7 +17,8 @@ use crate::child::ChildHandle;
 use crate::error::{Failure, IpcError};
 use crate::flow::{Flow, Inflow, Window, parse_credit};
 use crate::frame::{FrameType, MAX_RESPONSE};
-use crate::io::{FrameReader, Outbox, ReadEnd, shrink_map};
+use crate::ids::{IdMap, shrink_map};
+use crate::io::{FrameReader, Outbox, ReadEnd};
 use crate::wire;
 
 /// A request in flight, as the reader task sees it.
@@ -67,7 +67,7 @@ impl Parts {
 }
 
 pub(super) struct Pending {
-    pub(super) entries: HashMap<u64, Entry>,
+    pub(super) entries: IdMap<Entry>,
     pub(super) closed: bool,
 }
 

@@ -1,7 +1,7 @@
 //! Starting a driver server and shaking hands with it: [`SpawnOptions`], the child process
 //! and its socket, `HELLO` and `WELCOME`, and the start of the connection's tasks.
 
-use std::collections::HashMap;
+use crate::ids::IdMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
@@ -228,7 +228,7 @@ pub(super) async fn start(
         minor,
         out,
         pending: Mutex::new(Pending {
-            entries: HashMap::new(),
+            entries: IdMap::default(),
             closed: false,
         }),
         next_id: AtomicU64::new(1),

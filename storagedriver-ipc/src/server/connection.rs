@@ -2,7 +2,6 @@
 //! it), the handshake, the serving loop, and the sending of responses.
 
 use std::cell::Cell;
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -17,7 +16,8 @@ use tokio::task::JoinSet;
 use crate::PROTOCOL_VERSION;
 use crate::flow::{Consumed, Flow, Inflow, Window};
 use crate::frame::{Frame, FrameType, MAX_PAYLOAD, MAX_RESPONSE};
-use crate::io::{FrameReader, Outbox, ReadEnd, shrink_map, split_stream};
+use crate::ids::{IdMap, IdSet, shrink_map};
+use crate::io::{FrameReader, Outbox, ReadEnd, split_stream};
 use crate::wire::{self, ErrorWire, Finish, WalkSignal};
 
 /// The request a task serves, and whether it has answered it yet.
@@ -112,11 +112,11 @@ impl StreamEnd for WriterFinish {
 
 #[derive(Default)]
 pub(super) struct Streams {
-    pub(super) incoming: HashMap<u64, Incoming>,
-    pub(super) outgoing: HashMap<u64, Arc<Window>>,
-    pub(super) walks: HashMap<u64, std::sync::mpsc::Sender<WalkSignal>>,
+    pub(super) incoming: IdMap<Incoming>,
+    pub(super) outgoing: IdMap<Arc<Window>>,
+    pub(super) walks: IdMap<std::sync::mpsc::Sender<WalkSignal>>,
     /// Requests not answered yet: their ids are in use.
-    pub(super) unanswered: HashSet<u64>,
+    pub(super) unanswered: IdSet,
 }
 
 impl Streams {
