@@ -152,6 +152,15 @@ pub(crate) fn reclaim_slots(dir: &Dir, name: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// Takes `dir`'s [`DirLock`] and returns it if the claimed `slot` is still the file under its
+/// name; `None` (and no lock) when a delete unlinked it and another claim may have reused the
+/// name.
+fn lock_if_still_ours<'a>(dir: &'a Dir, slot: &Slot) -> io::Result<Option<DirLock<'a>>> {
+    let lock = DirLock::acquire(dir)?;
+    let ours = Identity::of_entry(dir, &slot.name)? == Some(slot.identity);
+    Ok(ours.then_some(lock))
+}
+
 /// Renames the claimed `slot` of `dir` over the entry `to_name` of `to` (see [`publish`]) if
 /// the slot is still the file under its name, checked and renamed under `dir`'s [`DirLock`].
 ///
@@ -167,10 +176,9 @@ pub(crate) fn publish_slot(
     (to, to_name): (&Dir, &str),
     to_relative: &str,
 ) -> io::Result<()> {
-    let _lock = DirLock::acquire(dir)?;
-    if Identity::of_entry(dir, &slot.name)? != Some(slot.identity) {
+    let Some(_lock) = lock_if_still_ours(dir, slot)? else {
         return Err(io::ErrorKind::NotFound.into());
-    }
+    };
     publish(root, (dir, &slot.name), (to, to_name), to_relative)
 }
 
@@ -178,10 +186,9 @@ pub(crate) fn publish_slot(
 /// [`publish_slot`]), under `dir`'s [`DirLock`]; a newer file under the name is another
 /// writer's and stays.
 pub(crate) fn discard_slot(dir: &Dir, slot: &Slot) -> io::Result<()> {
-    let _lock = DirLock::acquire(dir)?;
-    if Identity::of_entry(dir, &slot.name)? != Some(slot.identity) {
+    let Some(_lock) = lock_if_still_ours(dir, slot)? else {
         return Ok(());
-    }
+    };
     match dir.remove_file(&slot.name) {
         Err(e) if !is_not_found(&e) => Err(e),
         _ => Ok(()),

@@ -602,13 +602,24 @@ impl FrameReader {
 mod tests {
     use super::*;
 
+    /// An outbox writing into one end of a socket pair, its writer task, the other end's read
+    /// half, and the halves that must stay open meanwhile.
+    fn outbox_to_peer() -> (
+        Arc<Outbox>,
+        tokio::task::JoinHandle<()>,
+        ReadHalf,
+        (ReadHalf, BoxWrite),
+    ) {
+        let (a, b) = tokio::net::UnixStream::pair().expect("a socket pair");
+        let (ar, aw) = split_stream(a);
+        let (br, bw) = split_stream(b);
+        let (outbox, task) = Outbox::new(aw);
+        (outbox, tokio::spawn(task), br, (ar, bw))
+    }
+
     #[tokio::test]
     async fn outbox_writes_in_order_through_backpressure() {
-        let (a, b) = tokio::net::UnixStream::pair().expect("a socket pair");
-        let (_ar, aw) = split_stream(a);
-        let (br, _bw) = split_stream(b);
-        let (outbox, task) = Outbox::new(aw);
-        let writer = tokio::spawn(task);
+        let (outbox, writer, br, _keep) = outbox_to_peer();
         let reader = tokio::spawn(async move {
             let mut reader = FrameReader::new(br);
             let mut got = Vec::new();
@@ -653,11 +664,7 @@ mod tests {
     /// lost), and a drain that ends early takes itself off the count.
     #[tokio::test]
     async fn drain_waits_for_the_peer_and_is_woken_when_it_reads() {
-        let (a, b) = tokio::net::UnixStream::pair().expect("a socket pair");
-        let (_ar, aw) = split_stream(a);
-        let (br, _bw) = split_stream(b);
-        let (outbox, task) = Outbox::new(aw);
-        let writer = tokio::spawn(task);
+        let (outbox, writer, br, _keep) = outbox_to_peer();
         for i in 0..16u64 {
             outbox
                 .send(FrameType::Data, i, Bytes::from(vec![1u8; 1 << 20]))
